@@ -1,0 +1,103 @@
+"""Typed dependencies shared by the routers: state, auth, bodies and JSON replies."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio
+import orjson
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Engine
+
+from ..auth.keys import Authenticator, Principal
+from ..config import Settings
+from ..errors import Forbidden, InvalidInput, PayloadTooLarge
+from ..ingest.pipeline import Writer
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use, built once by ``create_app``."""
+
+    settings: Settings
+    engine: Engine
+    writer: Writer
+    authenticator: Authenticator
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def any_principal(request: Request) -> Principal:
+    """Authenticate Basic pk:sk (full access) or Bearer pk (scores-only access)."""
+    auth: Authenticator = get_services(request).authenticator
+    header = request.headers.get("authorization")
+    principal = auth.cached(header)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(auth.authenticate, header)
+    return principal
+
+
+async def project_principal(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+    if principal.scope != "project":
+        raise Forbidden("This route needs a secret key (HTTP Basic public_key:secret_key)")
+    return principal
+
+
+AnyPrincipal = Annotated[Principal, Depends(any_principal)]
+ProjectPrincipal = Annotated[Principal, Depends(project_principal)]
+
+
+def json_response(
+    payload: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed; 413 past ``limit`` bytes (before and after inflating)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InvalidInput("Content-Encoding", f"unsupported encoding {encoding!r}; use gzip")
+    try:
+        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"Decompressed body exceeds the limit of {limit} bytes")
+        return out
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise InvalidInput("body", f"could not decompress {encoding} body: {exc}") from exc
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("body", f"malformed JSON: {exc}") from exc

@@ -1,0 +1,48 @@
+"""Query-parameter helpers shared by list routes: pagination, timestamps, `fields` groups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import InvalidInput
+
+MAX_LIMIT = 1000
+
+
+def page_and_limit(page: int | None, limit: int | None, default_limit: int = 50) -> tuple[int, int]:
+    page = 1 if page is None else page
+    limit = default_limit if limit is None else limit
+    if page < 1:
+        raise InvalidInput("page", "must be 1 or greater")
+    if limit < 1 or limit > MAX_LIMIT:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
+    return page, limit
+
+
+def parse_timestamp(name: str, value: str | None) -> datetime | None:
+    """An ISO-8601 query value as UTC (a value without a zone is taken as UTC)."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise InvalidInput(name, f"is not an ISO-8601 date-time: {value!r}") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def parse_field_groups(raw: str | None, allowed: set[str], always: str = "core") -> set[str]:
+    """`fields=core,io,...` → the set of groups to include (all when absent)."""
+    if raw is None or not raw.strip():
+        return set(allowed)
+    groups = {g.strip() for g in raw.split(",") if g.strip()}
+    unknown = groups - allowed
+    if unknown:
+        raise InvalidInput(
+            "fields", f"unknown field group(s) {sorted(unknown)}; use {sorted(allowed)}"
+        )
+    return groups | {always}
+
+
+def simple_condition(column: str, type_: str, operator: str, value: Any) -> dict[str, Any]:
+    return {"column": column, "type": type_, "operator": operator, "value": value}

@@ -1,0 +1,108 @@
+"""The composition root: ``create_app(settings)`` builds the ASGI app and everything it uses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .api import health, ingestion, observations, scores, sessions, traces
+from .api.deps import Services, json_response
+from .auth.keys import Authenticator
+from .config import Settings
+from .errors import TracehouseError
+from .ingest.pipeline import Writer
+from .services.bootstrap import CreatedKeys, initialize
+from .store.db import make_engine, migrate
+
+log = logging.getLogger("tracehouse")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TracehouseError)
+    async def _known(_request: Request, exc: TracehouseError) -> Response:
+        return json_response(exc.body(), exc.status, headers=exc.headers())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body")]
+            problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg')}")
+        return json_response(
+            {
+                "message": "Invalid request data: " + "; ".join(problems),
+                "error": "InvalidRequestError",
+            },
+            400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        names = {404: "LangfuseNotFoundError", 405: "MethodNotAllowedError"}
+        message = "Not found" if exc.status_code == 404 else str(exc.detail)
+        return json_response(
+            {"message": message, "error": names.get(exc.status_code, "HTTPError")},
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return json_response(
+            {"message": "Internal Server Error", "error": "InternalServerError"}, 500
+        )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    on_keys_created: Callable[[CreatedKeys], Any] | None = None,
+) -> FastAPI:
+    """Build the app. The lifespan migrates, initialises, then starts the writer — in that order."""
+    engine = make_engine(settings)
+    writer = Writer(
+        engine,
+        max_queue_events=settings.writer_queue_events,
+        max_batch_events=settings.writer_batch_events,
+    )
+    services = Services(
+        settings=settings, engine=engine, writer=writer, authenticator=Authenticator(engine)
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stack.callback(engine.dispose)
+            if settings.auto_migrate:
+                await anyio.to_thread.run_sync(migrate, engine)
+            created = await anyio.to_thread.run_sync(initialize, engine, settings)
+            if created is not None and on_keys_created is not None:
+                on_keys_created(created)
+            writer.start()
+            # Stopping drains the queue: everything already accepted is committed first.
+            stack.callback(writer.stop)
+            yield
+
+    app = FastAPI(
+        title="tracehouse",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.services = services
+    _install_error_handlers(app)
+    for module in (health, ingestion, traces, observations, sessions, scores):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,179 @@
+"""Fold events into one record per entity, whatever order they arrive in.
+
+Each stored row keeps, per field, the *merge key* of the event that set it:
+``(strength, envelope time, rank)``. strength is 1 for values a client sent and 0 for implied
+ones; rank is 0 for creates and 1 for updates (a create is applied first on equal times). With
+the keys stored, applying an event is order-independent and idempotent, so batches may arrive
+late, out of order, or twice, and the result is the same as folding the whole history in time
+order — without keeping that history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from .events import Event
+
+MergeKey = tuple[int, str, int]
+
+
+class Rule(Enum):
+    LATEST = "latest"  # latest non-null value wins; null is "not sent"
+    LATEST_NULLABLE = "latest_nullable"  # latest value wins; an explicit null clears
+    FIRST = "first"  # immutable: the earliest value wins
+    UNION = "union"  # set union (tags)
+    DEEP_MERGE = "deep_merge"  # objects merged key by key, later leaves win (metadata)
+
+
+# Explicit null clears only these fields; for the rest a null means "not sent" (Langfuse's rules).
+RULES: dict[str, dict[str, Rule]] = {
+    "trace": {
+        "timestamp": Rule.FIRST,
+        "environment": Rule.FIRST,
+        "name": Rule.LATEST_NULLABLE,
+        "user_id": Rule.LATEST_NULLABLE,
+        "session_id": Rule.LATEST_NULLABLE,
+        "release": Rule.LATEST_NULLABLE,
+        "version": Rule.LATEST_NULLABLE,
+        "tags": Rule.UNION,
+        "metadata": Rule.DEEP_MERGE,
+    },
+    "observation": {
+        "trace_id": Rule.FIRST,
+        "start_time": Rule.FIRST,
+        "environment": Rule.FIRST,
+        "name": Rule.LATEST_NULLABLE,
+        "level": Rule.LATEST_NULLABLE,
+        "model": Rule.LATEST_NULLABLE,
+        "metadata": Rule.DEEP_MERGE,
+    },
+    "score": {
+        "timestamp": Rule.FIRST,
+        "trace_id": Rule.FIRST,
+        "environment": Rule.FIRST,
+        "value": Rule.LATEST_NULLABLE,
+        "string_value": Rule.LATEST_NULLABLE,
+        "metadata": Rule.DEEP_MERGE,
+    },
+}
+
+
+def merge_key(event: Event) -> MergeKey:
+    """The ordering key of an event; larger is later."""
+    return (0 if event.weak else 1, _time_text(event.timestamp), 1 if not event.is_create else 0)
+
+
+def _time_text(ts: datetime) -> str:
+    # Fixed width, so that text order is time order.
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def deep_merge(older: Any, newer: Any) -> Any:
+    """Merge two JSON values: objects key by key (recursively), otherwise the newer value."""
+    if isinstance(older, dict) and isinstance(newer, dict):
+        out = dict(older)
+        for key, value in newer.items():
+            out[key] = deep_merge(out[key], value) if key in out else value
+        return out
+    return newer
+
+
+def encode_keys(keys: dict[str, MergeKey]) -> dict[str, list[str]]:
+    """Store merge keys compactly: one entry per distinct key, listing the fields it set."""
+    grouped: dict[str, list[str]] = {}
+    for field, (strength, ts, rank) in keys.items():
+        grouped.setdefault(f"{strength}|{ts}|{rank}", []).append(field)
+    return grouped
+
+
+def decode_keys(stored: dict[str, list[str]] | None) -> dict[str, MergeKey]:
+    keys: dict[str, MergeKey] = {}
+    for packed, fields in (stored or {}).items():
+        strength, ts, rank = packed.split("|")
+        key = (int(strength), ts, int(rank))
+        for field in fields:
+            keys[field] = key
+    return keys
+
+
+class Record:
+    """An entity being merged: its current values and the key that set each one."""
+
+    __slots__ = ("kind", "values", "keys", "exists")
+
+    def __init__(
+        self,
+        kind: str,
+        values: dict[str, Any] | None = None,
+        keys: dict[str, MergeKey] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.exists = values is not None
+        self.values: dict[str, Any] = dict(values or {})
+        self.keys: dict[str, MergeKey] = dict(keys or {})
+
+    def apply(self, event: Event) -> None:
+        """Apply one event's fields by the rules of its entity kind."""
+        rules = RULES[self.kind]
+        key = merge_key(event)
+        values, keys = self.values, self.keys
+        for field, value in event.fields.items():
+            rule = rules.get(field, Rule.LATEST)
+            old = keys.get(field)
+            if rule is Rule.LATEST:
+                if value is not None and (old is None or key >= old):
+                    values[field] = value
+                    keys[field] = key
+            elif rule is Rule.LATEST_NULLABLE:
+                if old is None or key >= old:
+                    values[field] = value
+                    keys[field] = key
+            elif rule is Rule.FIRST:
+                if value is not None and (
+                    old is None or key[0] > old[0] or (key[0] == old[0] and key < old)
+                ):
+                    values[field] = value
+                    keys[field] = key
+            elif rule is Rule.UNION:
+                if value:
+                    merged = set(values.get(field) or ())
+                    merged.update(value)
+                    values[field] = sorted(merged)
+            else:  # DEEP_MERGE
+                self._merge_object(field, value, key)
+
+    def _merge_object(self, field: str, value: Any, key: MergeKey) -> None:
+        if value is None:
+            return
+        current = self.values.get(field)
+        if not isinstance(value, dict) or (current is not None and not isinstance(current, dict)):
+            # A non-object replaces (or is replaced) as a whole, latest wins.
+            old = self.keys.get(field)
+            if old is None or key >= old:
+                self.values[field] = value
+                self.keys[field] = key
+            return
+        # Objects: each top-level key keeps the merge key of its latest writer.
+        merged = dict(current or {})
+        for sub, sub_value in value.items():
+            sub_field = f"{field}.{sub}"
+            old = self.keys.get(sub_field)
+            if sub not in merged or old is None:
+                merged[sub] = sub_value
+                self.keys[sub_field] = key
+            elif key >= old:
+                merged[sub] = deep_merge(merged[sub], sub_value)
+                self.keys[sub_field] = key
+            else:
+                merged[sub] = deep_merge(sub_value, merged[sub])
+        self.values[field] = merged
+        self.keys.setdefault(field, key)
+
+
+def fold(record: Record, events: Iterable[Event]) -> Record:
+    for event in events:
+        record.apply(event)
+    return record
