@@ -118,18 +118,18 @@ class Writer:
     def _process(self, jobs: list[_Job]) -> None:
         try:
             results = self._transaction(jobs)
-        except Exception:
+        except Exception as exc:
             if len(jobs) == 1:
                 log.exception("write failed")
-                self._fail(jobs[0])
+                self._fail(jobs[0], exc)
                 return
             # Isolate the failing request; the others still commit.
             for job in jobs:
                 try:
                     (result,) = self._transaction([job])
-                except Exception:
+                except Exception as job_exc:
                     log.exception("write failed")
-                    self._fail(job)
+                    self._fail(job, job_exc)
                 else:
                     self._resolve(job, result)
             return
@@ -161,6 +161,6 @@ class Writer:
             job.future.set_result(result)
 
     @staticmethod
-    def _fail(job: _Job) -> None:
+    def _fail(job: _Job, exc: Exception) -> None:
         if not job.future.done():
-            job.future.set_exception(RuntimeError("the store could not commit this write"))
+            job.future.set_exception(exc)

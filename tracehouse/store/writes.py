@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, select, text, tuple_
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -56,13 +56,18 @@ def _load(
     conn: Connection, kind: str, refs: Iterable[EntityRef]
 ) -> dict[EntityRef, dict[str, Any]]:
     table = TABLE_BY_KIND[kind]
-    refs = list(refs)
+    by_project: dict[str, list[str]] = defaultdict(list)
+    for project_id, entity_id in refs:
+        by_project[project_id].append(entity_id)
     found: dict[EntityRef, dict[str, Any]] = {}
-    for start in range(0, len(refs), _CHUNK):
-        chunk = refs[start : start + _CHUNK]
-        stmt = select(table).where(tuple_(table.c.project_id, table.c.id).in_(chunk))
-        for row in conn.execute(stmt).mappings():
-            found[(row["project_id"], row["id"])] = dict(row)
+    # `project_id = ? AND id IN (...)` walks the primary key; a row-value IN may not.
+    for project_id, ids in by_project.items():
+        for start in range(0, len(ids), _CHUNK):
+            stmt = select(table).where(
+                table.c.project_id == project_id, table.c.id.in_(ids[start : start + _CHUNK])
+            )
+            for row in conn.execute(stmt).mappings():
+                found[(project_id, row["id"])] = dict(row)
     return found
 
 
