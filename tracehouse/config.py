@@ -42,9 +42,6 @@ class Settings(BaseSettings):
         5_000, description="Most events the writer commits in one transaction."
     )
     auto_migrate: bool = Field(True, description="Apply database migrations when `serve` starts.")
-    public_url: str = Field(
-        "", description="Public base URL of the server, used in links (defaults to the request's)."
-    )
 
     # Headless initialisation, with Langfuse's variable names; applied idempotently at every start.
     init_org_id: str | None = Field(None, validation_alias="LANGFUSE_INIT_ORG_ID")

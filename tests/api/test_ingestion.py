@@ -333,6 +333,20 @@ def test_input_output_metadata_are_stored_exactly_as_sent(project):
     assert obs["output"] == 42
 
 
+def test_sessions_and_users_appear_as_soon_as_a_trace_names_them(project):
+    tid = new_id()
+    project.ingest(event("trace-create", {"id": tid, "sessionId": "sess-1", "userId": "user-1"}))
+    assert (
+        project.get("/api/public/traces", params={"userId": "user-1"}).json()["meta"]["totalItems"]
+        == 1
+    )
+    sessions = project.get("/api/public/sessions").json()["data"]
+    assert [s["id"] for s in sessions] == ["sess-1"]
+    r = project.get("/api/public/sessions/sess-1")
+    assert r.status_code == 200
+    assert [t["id"] for t in r.json()["traces"]] == [tid]
+
+
 def test_batch_with_one_bad_event_keeps_the_rest(project):
     tid = new_id()
     good = event("trace-create", {"id": tid, "name": "good"})

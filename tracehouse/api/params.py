@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInput
+from ..store.filters import parse_filter_param
 
 MAX_LIMIT = 1000
 
@@ -46,3 +47,16 @@ def parse_field_groups(raw: str | None, allowed: set[str], always: str = "core")
 
 def simple_condition(column: str, type_: str, operator: str, value: Any) -> dict[str, Any]:
     return {"column": column, "type": type_, "operator": operator, "value": value}
+
+
+def combine_conditions(
+    raw_filter: str | None, simple: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`filter` conditions, plus the simple parameters on columns the filter does not name.
+
+    The filter takes precedence column by column, so e.g. a filter on the session still
+    combines with a fromTimestamp/toTimestamp window.
+    """
+    advanced = parse_filter_param(raw_filter)
+    named = {c["column"].lower() for c in advanced}
+    return [c for c in simple if c["column"].lower() not in named] + advanced

@@ -9,10 +9,15 @@ from fastapi.responses import Response
 
 from ..errors import InvalidInput, NotFound
 from ..store import traces as trace_store
-from ..store.filters import parse_filter_param
 from . import shapes
 from .deps import ProjectPrincipal, ServicesDep, json_response, parse_json, read_body
-from .params import page_and_limit, parse_field_groups, parse_timestamp, simple_condition
+from .params import (
+    combine_conditions,
+    page_and_limit,
+    parse_field_groups,
+    parse_timestamp,
+    simple_condition,
+)
 
 router = APIRouter()
 
@@ -87,9 +92,9 @@ def list_traces(
 ) -> Response:
     page, limit = page_and_limit(page, limit)
     groups = parse_field_groups(fields, TRACE_FIELD_GROUPS)
-    conditions = parse_filter_param(filter)
-    if not conditions:  # a `filter` takes precedence over the simple parameters
-        conditions = _query_conditions(
+    conditions = combine_conditions(
+        filter,
+        _query_conditions(
             user_id=userId,
             name=name,
             session_id=sessionId,
@@ -99,7 +104,8 @@ def list_traces(
             version=version,
             release=release,
             environment=environment,
-        )
+        ),
+    )
     with services.engine.connect() as conn:
         rows, total = trace_store.list_traces(
             conn, principal.project_id, conditions, order_by=orderBy, page=page, limit=limit

@@ -518,8 +518,13 @@ def _parse_score(envelope_id: str, ts: datetime, body: dict[str, Any], spec: _Sp
         fields.get("session_id") is not None,
         fields.get("dataset_run_id") is not None,
     )
-    if sum(targets) != 1:
-        raise InvalidInput("body", "exactly one of traceId, sessionId, datasetRunId must be set")
+    if sum(targets) == 0:
+        raise InvalidInput("body.traceId", "required unless sessionId or datasetRunId is set")
+    if sum(targets) > 1:
+        names = [
+            n for n, t in zip(("traceId", "sessionId", "datasetRunId"), targets, strict=True) if t
+        ]
+        raise InvalidInput(f"body.{names[1]}", f"cannot be combined with {names[0]}")
     if fields.get("observation_id") is not None and not targets[0]:
         raise InvalidInput("body.observationId", "requires traceId")
 

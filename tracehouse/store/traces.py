@@ -7,12 +7,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, delete, exists, func, select
+from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput
 from .filters import FilterColumn, compile_conditions
 from .schema import observations, scores, traces
+from .sql import seconds_between
 
 o, s, t = observations, scores, traces
 
@@ -28,13 +29,6 @@ TRACE_ORDER_FIELDS = {
     "sessionId": t.c.session_id,
     "environment": t.c.environment,
 }
-
-
-def epoch_seconds(expr: Any, dialect: str) -> Any:
-    """Seconds since the epoch of a timestamp expression, as a float, on either dialect."""
-    if dialect == "postgresql":
-        return func.extract("epoch", expr)
-    return (func.julianday(expr) - 2440587.5) * 86400.0
 
 
 def _obs_of_trace() -> Any:
@@ -89,7 +83,7 @@ def trace_filter_columns(dialect: str) -> dict[str, FilterColumn]:
     """The columns `filter` conditions may name on trace lists (Langfuse's names)."""
     start = func.min(o.c.start_time)
     end = func.max(func.coalesce(o.c.end_time, o.c.start_time))
-    latency = _obs_agg(epoch_seconds(end, dialect) - epoch_seconds(start, dialect))
+    latency = _obs_agg(seconds_between(start, end, dialect))
     severity = func.max(
         case(
             (o.c.level == "ERROR", 4),
@@ -120,7 +114,7 @@ def trace_filter_columns(dialect: str) -> dict[str, FilterColumn]:
         "metadata": FilterColumn(t.c.metadata, "json_object"),
         "input": FilterColumn(t.c.input, "string"),
         "output": FilterColumn(t.c.output, "string"),
-        "latency": FilterColumn(cast(latency, Float), "number"),
+        "latency": FilterColumn(latency, "number"),
         "inputTokens": FilterColumn(_obs_agg(func.sum(o.c.input_usage)), "number"),
         "outputTokens": FilterColumn(_obs_agg(func.sum(o.c.output_usage)), "number"),
         "totalTokens": FilterColumn(total_tokens, "number"),

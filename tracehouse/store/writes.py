@@ -128,7 +128,7 @@ class _Merger:
                 finalize_score(values)
             else:
                 derived = finalize_observation(values)
-            row = {c.name: None for c in TABLE_BY_KIND[kind].columns}
+            row: dict[str, Any] = {c.name: None for c in TABLE_BY_KIND[kind].columns}
             row.update(values)
             if kind == "observation":
                 for field, column in _OBS_PROVIDED.items():
