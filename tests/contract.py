@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -57,9 +58,9 @@ _MAX_MESSAGE_CHARS = 300
 # --------------------------------------------------------------------------------------------
 
 
-def spec_path() -> Path:
+def spec_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where the OpenAPI spec is read from (``$TRACEHOUSE_OPENAPI_SPEC`` wins)."""
-    override = os.environ.get(SPEC_ENV_VAR)
+    override = (os.environ if environ is None else environ).get(SPEC_ENV_VAR)
     if override:
         return Path(override).expanduser().resolve()
     repo = Path(__file__).resolve().parent.parent
@@ -239,9 +240,9 @@ def _load(path: Path) -> Contract:
     return Contract(source=path, spec=spec, api=api, notes=notes, templates=templates)
 
 
-def load_contract() -> Contract:
+def load_contract(environ: Mapping[str, str] | None = None) -> Contract:
     """The process-wide parsed spec (loaded on first use, cached per spec file)."""
-    return _load(spec_path())
+    return _load(spec_path(environ))
 
 
 # --------------------------------------------------------------------------------------------

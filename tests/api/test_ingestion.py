@@ -9,7 +9,6 @@ import pytest
 
 from tests.factories import event, new_id, ts
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _trace(project, trace_id):

@@ -65,16 +65,17 @@ def failure(response: httpx.Response, **kw: Any) -> str:
 
 def test_spec_is_found_next_to_the_repo_and_parsed_once() -> None:
     repo = Path(contract.__file__).resolve().parent.parent
-    assert contract.spec_path() == (repo.parent / "shared/reference" / contract.SPEC_FILENAME)
+    expected = repo.parent / "shared/reference" / contract.SPEC_FILENAME
+    assert contract.spec_path() == expected.resolve()
     assert load_contract() is load_contract()
 
 
-def test_env_var_overrides_spec_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_env_var_overrides_spec_location(tmp_path: Path) -> None:
     target = tmp_path / "other.yml"
-    monkeypatch.setenv(contract.SPEC_ENV_VAR, str(target))
-    assert contract.spec_path() == target.resolve()
+    environ = {contract.SPEC_ENV_VAR: str(target)}
+    assert contract.spec_path(environ) == target.resolve()
     with pytest.raises(FileNotFoundError, match=contract.SPEC_ENV_VAR):
-        load_contract()
+        load_contract(environ)
 
 
 # --- the basics asked of the checker --------------------------------------------------------
