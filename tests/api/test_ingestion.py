@@ -10,7 +10,6 @@ import pytest
 from tests.factories import event, new_id, ts
 
 
-
 def _trace(project, trace_id):
     r = project.get(f"/api/public/traces/{trace_id}")
     assert r.status_code == 200, r.text
