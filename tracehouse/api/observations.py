@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
@@ -18,6 +14,8 @@ from . import shapes
 from .deps import ProjectPrincipal, ServicesDep, json_response
 from .params import (
     combine_conditions,
+    decode_cursor,
+    encode_cursor,
     page_and_limit,
     parse_field_groups,
     parse_timestamp,
@@ -137,27 +135,6 @@ def get_observation(
 
 
 # --- v2 -------------------------------------------------------------------------------------
-
-
-def encode_cursor(row: dict[str, Any]) -> str:
-    """An opaque cursor: the sort key (start time, id) of the last row of a page."""
-    key = {"lastStartTime": row["start_time"].isoformat(), "lastId": row["id"]}
-    return base64.urlsafe_b64encode(orjson.dumps(key)).decode()
-
-
-def decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        padded = raw + "=" * (-len(raw) % 4)
-        key = orjson.loads(base64.b64decode(padded, altchars=b"-_", validate=False))
-        start = parse_timestamp("cursor", key["lastStartTime"])
-        last_id = key["lastId"]
-    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError, InvalidInput):
-        raise InvalidInput("cursor", "is not a cursor returned by this endpoint") from None
-    if start is None or not isinstance(last_id, str):
-        raise InvalidInput("cursor", "is not a cursor returned by this endpoint")
-    return start, last_id
 
 
 def _v2_groups(fields: str | None) -> set[str]:
@@ -339,5 +316,10 @@ def list_observations_v2(
     rows = rows[:limit]
     data = [_shape_v2(r, groups, expand) for r in rows]
     return json_response(
-        {"data": data, "meta": {"cursor": encode_cursor(rows[-1]) if more else None}}
+        {
+            "data": data,
+            "meta": {
+                "cursor": encode_cursor(rows[-1]["start_time"], rows[-1]["id"]) if more else None
+            },
+        }
     )

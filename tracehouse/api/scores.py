@@ -6,14 +6,11 @@ exactly like one sent in a batch (re-posting an id updates that score).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -24,7 +21,14 @@ from ..store import scores as score_store
 from ..store.filters import parse_filter_param
 from . import shapes
 from .deps import ProjectPrincipal, ServicesDep, json_response, parse_json, read_body
-from .params import page_and_limit, parse_field_groups, parse_timestamp, simple_condition
+from .params import (
+    decode_cursor,
+    encode_cursor,
+    page_and_limit,
+    parse_field_groups,
+    parse_timestamp,
+    simple_condition,
+)
 
 router = APIRouter()
 
@@ -278,25 +282,6 @@ async def delete_score(
 # -- v3: keyset cursor, polymorphic value ------------------------------------------------------
 
 
-def _encode_cursor(row: dict[str, Any]) -> str:
-    payload = {"v": 1, "lastTimestamp": row["timestamp"].isoformat(), "lastId": row["id"]}
-    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
-
-
-def _decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
-    if not raw:
-        return None
-    try:
-        payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        ts = datetime.fromisoformat(payload["lastTimestamp"])
-        last_id = payload["lastId"]
-        if payload.get("v") != 1 or not isinstance(last_id, str):
-            raise ValueError("unknown cursor version")
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, KeyError, TypeError):
-        raise InvalidInput("cursor", "is not a cursor returned by this endpoint") from None
-    return (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)), last_id
-
-
 def _v3_groups(raw: str | None) -> set[str]:
     """Optional field groups; the core fields are always returned."""
     return set(_csv("fields", raw, V3_FIELD_GROUPS))
@@ -438,7 +423,7 @@ def list_scores_v3(
 ) -> Response:
     limit = _limit(limit)
     groups = _v3_groups(fields)
-    after = _decode_cursor(cursor)
+    after = decode_cursor(cursor)
     data_types = _csv("dataType", dataType, SCORE_DATA_TYPES, fold_case=True)
     conds = []
     for column, options in (
@@ -472,5 +457,5 @@ def list_scores_v3(
     meta: dict[str, Any] = {"limit": limit}
     if len(rows) > limit:  # one extra row was read to know whether another page exists
         rows = rows[:limit]
-        meta["cursor"] = _encode_cursor(rows[-1])
+        meta["cursor"] = encode_cursor(rows[-1]["timestamp"], rows[-1]["id"])
     return json_response({"data": [_v3_item(r, groups) for r in rows], "meta": meta})
