@@ -1,0 +1,150 @@
+"""Compat harness: one real `tracehouse serve` subprocess per test session (per xdist worker).
+
+The server runs on the embedded store in a temporary data dir, initialised headlessly with
+LANGFUSE_INIT_* keys. Tests talk to it with the official SDKs (as subprocesses in their own
+venvs, see `sdk_envs.py`) and with plain httpx, then read everything back through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.compat.sdk_envs import sdk_env
+from tests.contract import assert_response_matches
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    public_key: str
+    secret_key: str
+    project_id: str
+    http: httpx.Client = field(repr=False)
+
+    def sdk_env(self, **extra: str) -> dict[str, str]:
+        """An environment for an SDK subprocess pointing at this server (and nothing else)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LANGFUSE_", "TRACEHOUSE_", "OTEL_"))
+        }
+        env.update(
+            LANGFUSE_HOST=self.url,
+            LANGFUSE_BASE_URL=self.url,
+            LANGFUSE_PUBLIC_KEY=self.public_key,
+            LANGFUSE_SECRET_KEY=self.secret_key,
+        )
+        env.update(extra)
+        return env
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        """GET through the API, checked against the OpenAPI contract; must be 200."""
+        r = self.http.get(path, **kw)
+        assert r.status_code == 200, f"GET {path} -> {r.status_code}: {r.text}"
+        assert_response_matches(r)
+        return r
+
+    def ingest(self, batch: list[dict[str, Any]]) -> httpx.Response:
+        r = self.http.post("/api/public/ingestion", json={"batch": batch})
+        assert r.status_code == 207, r.text
+        assert_response_matches(r)
+        body = r.json()
+        assert body["errors"] == [], body["errors"]
+        return r
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir: Path = tmp_path_factory.mktemp("compat-data")
+    suffix = uuid.uuid4().hex[:8]
+    pk, sk = f"pk-lf-compat-{suffix}", f"sk-lf-compat-{suffix}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "TRACEHOUSE_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        TRACEHOUSE_DATA_DIR=str(data_dir),
+        LANGFUSE_INIT_ORG_ID="compat-org",
+        LANGFUSE_INIT_ORG_NAME="Compat",
+        LANGFUSE_INIT_PROJECT_ID="compat",
+        LANGFUSE_INIT_PROJECT_NAME="Compat project",
+        LANGFUSE_INIT_PROJECT_PUBLIC_KEY=pk,
+        LANGFUSE_INIT_PROJECT_SECRET_KEY=sk,
+    )
+    port = _free_port()
+    log = (data_dir / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/api/public/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"tracehouse serve did not start:\n{(data_dir / 'server.log').read_text()}"
+                )
+            time.sleep(0.1)
+        with httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http:
+            yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def sdk2_python() -> Path:
+    """The python of the cached venv holding the Langfuse Python SDK 2.x."""
+    return sdk_env("2")
+
+
+def run_sdk_script(
+    python: Path, script: str, server: Server, *, timeout: float = 120, **env: str
+) -> dict[str, Any]:
+    """Run `script` with the SDK venv's python; it must print one JSON object last."""
+    done = subprocess.run(
+        [str(python), "-c", script],
+        env=server.sdk_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"SDK script failed:\n{done.stdout}\n{done.stderr}"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines, f"SDK script printed nothing:\n{done.stderr}"
+    result = json.loads(lines[-1])
+    result["_stderr"] = done.stderr
+    return result
