@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import health, ingestion, observations, scores, sessions, traces
+from .api import health, ingestion, observations, otlp, scores, sessions, traces
 from .api.deps import Services, json_response
 from .auth.keys import Authenticator
 from .config import Settings
@@ -103,6 +103,6 @@ def create_app(
     )
     app.state.services = services
     _install_error_handlers(app)
-    for module in (health, ingestion, traces, observations, sessions, scores):
+    for module in (health, ingestion, otlp, traces, observations, sessions, scores):
         app.include_router(module.router)
     return app

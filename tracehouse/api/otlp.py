@@ -1,0 +1,58 @@
+"""POST /api/public/otel/v1/traces: OTLP/HTTP (protobuf or JSON), answered after the commit."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from ..errors import TracehouseError
+from ..ingest.otlp import DecodedExport, decode_json, decode_protobuf
+from .deps import ProjectPrincipal, ServicesDep, read_body
+
+router = APIRouter()
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class UnsupportedMediaType(TracehouseError):
+    status = 415
+    error = "UnsupportedMediaTypeError"
+
+
+def _reply(decoded: DecodedExport, media_type: str) -> Response:
+    """ExportTraceServiceResponse; rejected spans are reported as a partial success (OTLP spec)."""
+    message = ExportTraceServiceResponse()
+    if decoded.rejected:
+        message.partial_success.rejected_spans = len(decoded.rejected)
+        shown = "; ".join(
+            f"span {e.span_id or '?'} of trace {e.trace_id or '?'}: {e.message}"
+            for e in decoded.rejected[:10]
+        )
+        more = len(decoded.rejected) - 10
+        message.partial_success.error_message = shown + (f"; and {more} more" if more > 0 else "")
+    if media_type == PROTOBUF:
+        return Response(message.SerializeToString(), media_type=PROTOBUF)
+    return Response(json_format.MessageToJson(message, indent=None), media_type=JSON)
+
+
+@router.post("/api/public/otel/v1/traces")
+async def export_traces(
+    request: Request, services: ServicesDep, principal: ProjectPrincipal
+) -> Response:
+    content_type = request.headers.get("content-type", "").lower()
+    if PROTOBUF in content_type:
+        media_type, decode = PROTOBUF, decode_protobuf
+    elif JSON in content_type:
+        media_type, decode = JSON, decode_json
+    else:
+        raise UnsupportedMediaType(
+            f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}"
+        )
+    body = await read_body(request, services.settings.max_body_bytes)
+    decoded = await anyio.to_thread.run_sync(decode, body)
+    await services.writer.write(principal.project_id, decoded.events)
+    return _reply(decoded, media_type)

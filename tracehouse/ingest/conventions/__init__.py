@@ -1,0 +1,354 @@
+"""Map one decoded OTel span onto observation and trace fields, producer by producer.
+
+Each producer module (``langfuse``, ``genai``, ``openinference``, ``vercel_ai``, ``openllmetry``,
+``logfire``, ``others``) only declares attribute keys; this module composes them into the
+precedence chains of Langfuse's OTel ingestion (see ``/work/shared/reference/otel-mapping.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracehouse.domain.environment import normalize_environment
+
+from . import genai, langfuse, logfire, openinference, others, vercel_ai
+from ._io import CONSUMED_KEYS, CONSUMED_PREFIXES, observation_io
+from ._model import cost_details, model_name, model_parameters, prompt_link, usage_details
+from ._span import SpanView, first_truthy, has_value, json_object, parse_time, to_text, truthy
+
+__all__ = ["MappedSpan", "SpanView", "map_span"]
+
+STATUS_CODE_ERROR = 2
+
+
+@dataclass(slots=True)
+class MappedSpan:
+    observation: dict[str, Any]  # observation fields (ids and times are set by the decoder)
+    trace: dict[str, Any] | None  # trace fields, or None when the span does not touch its trace
+
+
+# --------------------------------------------------------------------------------------------
+# Observation type (TYPEMAP order).
+
+
+def _operation(attrs: dict[str, Any]) -> str | None:
+    for key in vercel_ai.OPERATION_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def observation_type(span: SpanView) -> str:
+    attrs = span.attributes
+    lf_type = attrs.get(langfuse.TYPE)
+    if (
+        lf_type == "span"
+        and span.scope_name == langfuse.SCOPE_PREFIX
+        and span.resource.get("telemetry.sdk.language") == "python"
+        and _version_at_most(span.scope_version, (3, 3))
+        and any(key in attrs for key in langfuse.PY_GENERATION_HINTS)
+    ):
+        return "GENERATION"
+    if isinstance(lf_type, str) and lf_type in langfuse.TYPES:
+        return langfuse.TYPES[lf_type]
+    kind = attrs.get(openinference.SPAN_KIND)
+    if isinstance(kind, str) and kind in openinference.SPAN_KIND_TYPES:
+        return openinference.SPAN_KIND_TYPES[kind]
+    op = attrs.get(genai.OPERATION)
+    if isinstance(op, str) and op in genai.OPERATION_TYPES:
+        return genai.OPERATION_TYPES[op]
+    subtype = attrs.get(others.GENKIT_SUBTYPE)
+    if isinstance(subtype, str) and subtype in others.GENKIT_TYPES:
+        return others.GENKIT_TYPES[subtype]
+    ai_op = _operation(attrs)
+    if ai_op is not None:
+        has_model = any(
+            has_value(attrs.get(k))
+            for k in (langfuse.MODEL, vercel_ai.MODEL_ID, genai.REQUEST_MODEL, genai.RESPONSE_MODEL)
+        )
+        if has_model:
+            for prefix, mapped in vercel_ai.MODEL_CALLS.items():
+                if ai_op.startswith(prefix) or attrs.get(vercel_ai.OPERATION_ID) == prefix:
+                    return mapped
+        for key in (vercel_ai.OPERATION_ID, *vercel_ai.OPERATION_KEYS):
+            value = attrs.get(key)
+            if isinstance(value, str) and value in vercel_ai.OTHER_OPERATIONS:
+                return vercel_ai.OTHER_OPERATIONS[value]
+    if any(has_value(attrs.get(k)) for k in genai.TOOL_KEYS):
+        return "TOOL"
+    if any(has_value(attrs.get(k)) for k in others.FLUE_TOOL_KEYS):
+        return "TOOL"
+    if any(has_value(attrs.get(k)) for k in others.FLUE_AGENT_KEYS):
+        return "AGENT"
+    if span.scope_name == others.LIVEKIT_SCOPE and span.name in others.LIVEKIT_TYPES:
+        return others.LIVEKIT_TYPES[span.name]
+    if any(has_value(attrs.get(k)) for k in _MODEL_FALLBACK_KEYS):
+        return "GENERATION"
+    return "SPAN"
+
+
+_MODEL_FALLBACK_KEYS = (
+    langfuse.MODEL,
+    genai.REQUEST_MODEL,
+    genai.RESPONSE_MODEL,
+    openinference.MODEL_NAME,
+    others.PLAIN_MODEL,
+)
+
+
+def _version_at_most(version: str, limit: tuple[int, int]) -> bool:
+    if not version:
+        return True
+    parts: list[int] = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) <= limit
+
+
+# --------------------------------------------------------------------------------------------
+# Name, level, times.
+
+
+def observation_name(span: SpanView) -> str:
+    attrs = span.attributes
+    tool = attrs.get(genai.TOOL_NAME)
+    if truthy(tool):
+        return to_text(tool)
+    if others.GENKIT_NAME in attrs:
+        return to_text(attrs[others.GENKIT_NAME])
+    if truthy(attrs.get(logfire.MESSAGE)):
+        return to_text(attrs[logfire.MESSAGE])
+    if vercel_ai.TOOL_CALL_NAME in attrs:
+        return to_text(attrs[vercel_ai.TOOL_CALL_NAME])
+    if vercel_ai.OPERATION_ID in attrs:
+        name = to_text(attrs[vercel_ai.OPERATION_ID])
+        function_id = attrs.get(vercel_ai.FUNCTION_ID)
+        return f"{to_text(function_id)}:{name}" if truthy(function_id) else name
+    return span.name
+
+
+def observation_level(span: SpanView) -> str:
+    value = span.attributes.get(langfuse.LEVEL)
+    if isinstance(value, str):
+        mapped = langfuse.LEVEL_ALIASES.get(value.strip().upper())
+        if mapped is not None:
+            return mapped
+    if span.status_code == STATUS_CODE_ERROR:
+        return "ERROR"
+    if span.scope_name == others.LIVEKIT_SCOPE and span.name in others.LIVEKIT_DEBUG_SPANS:
+        return "DEBUG"
+    return "DEFAULT"
+
+
+def completion_start_time(span: SpanView) -> datetime | None:
+    value = span.attributes.get(langfuse.COMPLETION_START_TIME)
+    if value is not None:
+        parsed = parse_time(value)
+        if parsed is None and isinstance(value, str):
+            try:
+                parsed = parse_time(json.loads(value))  # older SDKs double-quoted the string
+            except ValueError:
+                parsed = None
+        if parsed is not None:
+            return parsed
+    for key in vercel_ai.MS_TO_FIRST_CHUNK:
+        ms = span.attributes.get(key)
+        if isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
+            return span.start_time + timedelta(milliseconds=math.ceil(ms))
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata, environment, trace identity.
+
+
+def metadata_attributes(
+    attrs: dict[str, Any], whole_keys: tuple[str, ...], prefixes: tuple[str, ...]
+) -> dict[str, Any]:
+    """The metadata a producer attached: a whole-object attribute, then ``<prefix><k>`` keys."""
+    result: dict[str, Any] = {}
+    for key in whole_keys:
+        if truthy(attrs.get(key)):
+            result.update(json_object(attrs[key]) or {})
+            break
+    for key, value in attrs.items():
+        if not key.startswith(prefixes) or key in vercel_ai.METADATA_EXCLUDED:
+            continue
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                result[key[len(prefix) :]] = value
+                break
+    return result
+
+
+def unmapped_attributes(attrs: dict[str, Any]) -> dict[str, str]:
+    """Span attributes not consumed as I/O or metadata, each as a string."""
+    return {
+        key: to_text(value)
+        for key, value in attrs.items()
+        if key not in CONSUMED_KEYS and not key.startswith(CONSUMED_PREFIXES)
+    }
+
+
+def environment(span: SpanView) -> str:
+    for key in langfuse.ENVIRONMENT_KEYS:
+        for source in (span.attributes, span.resource):
+            value = source.get(key)
+            if truthy(value):
+                return normalize_environment(value)
+    return normalize_environment(None)
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [to_text(v) for v in value]
+    if isinstance(value, str):
+        if value.startswith("["):
+            try:
+                parsed = json.loads(value)
+                if isinstance(parsed, list):
+                    return [to_text(v) for v in parsed]
+            except ValueError:
+                pass
+        if "," in value:
+            return [part.strip() for part in value.split(",")]
+        return [value]
+    return [to_text(value)]
+
+
+def _carries_trace_updates(attrs: dict[str, Any]) -> bool:
+    for key in attrs:
+        if key in langfuse.TRACE_UPDATE_KEYS or key.startswith(langfuse.TRACE_UPDATE_PREFIX):
+            return True
+    return any(truthy(attrs.get(k)) for k in langfuse.TRACE_UPDATE_TRUTHY_KEYS)
+
+
+def _scope_metadata(span: SpanView) -> dict[str, Any]:
+    return {
+        "name": span.scope_name,
+        "version": span.scope_version,
+        "attributes": span.scope_attributes,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The span as a whole.
+
+
+def map_span(span: SpanView) -> MappedSpan:
+    """Observation fields of a span, and the trace fields it carries (if any)."""
+    attrs = span.attributes
+    obs_type = observation_type(span)
+    name = observation_name(span)
+    inp, out = observation_io(span)
+    env = environment(span)
+    version = attrs.get(langfuse.VERSION) or span.resource.get("service.version")
+    resource_metadata = metadata_attributes(
+        span.resource, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES
+    )
+    observation_metadata = metadata_attributes(
+        attrs, langfuse.OBSERVATION_METADATA, langfuse.OBSERVATION_METADATA_PREFIXES
+    )
+    is_langfuse_sdk = span.scope_name.startswith(langfuse.SCOPE_PREFIX)
+    system: dict[str, Any] = {}
+    if not is_langfuse_sdk:
+        system["attributes"] = unmapped_attributes(attrs)
+    system["resourceAttributes"] = span.resource
+    system["scope"] = _scope_metadata(span)
+
+    obs: dict[str, Any] = {
+        "type": obs_type,
+        "name": name,
+        "level": observation_level(span),
+        "environment": env,
+        "metadata": {**resource_metadata, **observation_metadata, **system},
+    }
+    status_message = attrs.get(langfuse.STATUS_MESSAGE) or span.status_message or None
+    if status_message is not None:
+        obs["status_message"] = to_text(status_message)
+    if version is not None:
+        obs["version"] = to_text(version)
+    if inp is not None:
+        obs["input"] = inp
+    if out is not None:
+        obs["output"] = out
+    if obs_type not in ("SPAN", "EVENT"):
+        optional = {
+            "completion_start_time": completion_start_time(span),
+            "model": model_name(span),
+            "model_parameters": model_parameters(span),
+            "usage_details": usage_details(span),
+            "cost_details": cost_details(span),
+        }
+        obs.update((k, v) for k, v in optional.items() if v is not None)
+        if obs_type == "GENERATION":
+            prompt = prompt_link(attrs)
+            if prompt is not None:
+                obs["prompt_name"], obs["prompt_version"] = prompt
+
+    is_root = not span.has_parent or to_text(attrs.get(langfuse.AS_ROOT)).lower() == "true"
+    if not is_root and not _carries_trace_updates(attrs):
+        return MappedSpan(obs, None)
+    trace = _trace_fields(span, is_root, obs, (resource_metadata, observation_metadata, system))
+    return MappedSpan(obs, trace)
+
+
+def _trace_fields(
+    span: SpanView,
+    is_root: bool,
+    obs: dict[str, Any],
+    metadata_parts: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+) -> dict[str, Any]:
+    attrs = span.attributes
+    trace: dict[str, Any] = {"environment": obs["environment"]}
+    if is_root:
+        trace["timestamp"] = span.start_time
+    name = attrs.get(langfuse.TRACE_NAME)
+    if truthy(name):
+        trace["name"] = to_text(name)
+    elif is_root:
+        trace["name"] = obs["name"]
+    for field_name, key in (("input", langfuse.TRACE_INPUT), ("output", langfuse.TRACE_OUTPUT)):
+        if truthy(attrs.get(key)):
+            trace[field_name] = attrs[key]
+        elif is_root and field_name in obs:
+            trace[field_name] = obs[field_name]
+    trace_metadata = metadata_attributes(
+        attrs, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES
+    )
+    resource_metadata, observation_metadata, system = metadata_parts
+    if is_root:
+        trace["metadata"] = {
+            **resource_metadata,
+            **trace_metadata,
+            **observation_metadata,
+            **system,
+        }
+    else:
+        system = {k: v for k, v in system.items() if k != "attributes"}
+        trace["metadata"] = {**resource_metadata, **trace_metadata, **system}
+    if "version" in obs:
+        trace["version"] = obs["version"]
+    release = attrs.get(langfuse.RELEASE) or span.resource.get(langfuse.RELEASE)
+    if release is not None:
+        trace["release"] = to_text(release)
+    user_id = first_truthy(attrs, langfuse.USER_ID_KEYS)
+    if user_id is not None:
+        trace["user_id"] = to_text(user_id)
+    session_id = first_truthy(attrs, langfuse.SESSION_ID_KEYS)
+    if session_id is not None:
+        trace["session_id"] = to_text(session_id)
+    tags = first_truthy(attrs, langfuse.TAGS_KEYS)
+    if tags is not None:
+        trace["tags"] = _tags(tags)
+    for key in langfuse.PUBLIC_KEYS:
+        if key in attrs:
+            trace["public"] = attrs[key] is True or attrs[key] == "true"
+            break
+    return trace

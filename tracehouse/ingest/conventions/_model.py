@@ -1,0 +1,202 @@
+"""Model name, model parameters, usage, cost and prompt link of a span."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tracehouse.domain.usage import as_count, cost_details_from_object, usage_details_from_object
+
+from . import genai, langfuse, openinference, openllmetry, others, vercel_ai
+from ._span import SpanView, first_present, first_truthy, json_object, to_text
+
+_MODEL_KEYS = (
+    langfuse.MODEL,
+    genai.RESPONSE_MODEL,
+    vercel_ai.MODEL_ID,
+    genai.REQUEST_MODEL,
+    openllmetry.RESPONSE_MODEL,
+    openinference.MODEL_NAME,
+    others.PLAIN_MODEL,
+)
+
+
+def _is_vercel_agent(attrs: dict[str, Any]) -> bool:
+    return attrs.get(genai.OPERATION) in vercel_ai.AGENT_OPERATIONS
+
+
+def model_name(span: SpanView) -> str | None:
+    attrs = span.attributes
+    if _is_vercel_agent(attrs):
+        return None
+    value = first_truthy(attrs, _MODEL_KEYS)
+    if value is None and attrs.get(others.GENKIT_SUBTYPE) == "model":
+        value = attrs.get(others.GENKIT_NAME) or None
+    return None if value is None else to_text(value)
+
+
+def _parameter(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return to_text(value)
+
+
+def model_parameters(span: SpanView) -> dict[str, Any] | None:
+    attrs = span.attributes
+    own = (
+        json_object(attrs.get(langfuse.MODEL_PARAMETERS))
+        if langfuse.MODEL_PARAMETERS in attrs
+        else None
+    )
+    own_params = {k: _parameter(v) for k, v in own.items()} if own is not None else None
+    if span.scope_name == vercel_ai.SCOPE:
+        params: dict[str, Any] = {}
+        for name, keys in vercel_ai.MODEL_PARAMETERS:
+            value = first_present(attrs, keys)
+            params[name] = None if value is None else to_text(value)
+        return {**params, **(own_params or {})}
+    if own_params is not None:
+        return own_params
+    for key in (openinference.INVOCATION_PARAMETERS, others.MODEL_CONFIG):
+        obj = json_object(attrs.get(key))
+        if obj is not None:
+            return {k: _parameter(v) for k, v in obj.items()}
+    params = {}
+    for key, value in attrs.items():
+        for prefix in (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX):
+            if key.startswith(prefix) and key != genai.REQUEST_MODEL:
+                params[key[len(prefix) :]] = _parameter(value)
+    return params or None
+
+
+def _generic_usage(attrs: dict[str, Any]) -> dict[str, Any]:
+    collected: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key == genai.COST:
+            continue
+        for prefix in genai.USAGE_PREFIXES:
+            if (
+                key.startswith(prefix)
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
+                collected[key[len(prefix) :]] = value
+    if not collected:
+        return {}
+
+    def take(aliases: tuple[str, ...]) -> Any:
+        found = None
+        for alias in aliases:
+            value = collected.pop(alias, None)
+            if found is None and value is not None:
+                found = value
+        return found
+
+    result: dict[str, Any] = {}
+    inp, out, total = take(genai.USAGE_INPUT), take(genai.USAGE_OUTPUT), take(genai.USAGE_TOTAL)
+    cache_read, cache_write = take(genai.USAGE_CACHE_READ), take(genai.USAGE_CACHE_WRITE)
+    reasoning, audio = take(genai.USAGE_REASONING), take(genai.USAGE_AUDIO)
+    if inp is not None:
+        result["input"] = max(0, inp - (cache_read or 0) - (cache_write or 0))
+    if out is not None:
+        result["output"] = max(0, out - (reasoning or 0) - (audio or 0))
+    for key, value in (
+        ("total", total),
+        ("input_cached_tokens", cache_read),
+        ("input_cache_creation", cache_write),
+        ("output_reasoning_tokens", reasoning),
+        ("output_audio_tokens", audio),
+    ):
+        if value is not None:
+            result[key] = value
+    for key, value in collected.items():
+        result[key.removeprefix("details.")] = value
+    return result
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _vercel_usage(attrs: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, keys in vercel_ai.USAGE:
+        value = first_present(attrs, keys)
+        if value is not None:
+            result[name] = value
+    provider = json_object(attrs.get(vercel_ai.PROVIDER_METADATA)) or {}
+    for vendor, path, name in vercel_ai.PROVIDER_USAGE:
+        value = _dig(provider.get(vendor), path)
+        if value is not None and name not in result:
+            result[name] = value
+    for name in ("input_cache_creation_5m", "input_cache_creation_1h"):
+        if isinstance(result.get(name), (int, float)) and isinstance(
+            result.get("input_cache_creation"), (int, float)
+        ):
+            result["input_cache_creation"] = max(0, result["input_cache_creation"] - result[name])
+    if isinstance(result.get("input"), (int, float)):
+        deduct = sum(
+            v for k in vercel_ai.INPUT_DEDUCTIONS if isinstance(v := result.get(k), (int, float))
+        )
+        result["input"] = max(0, result["input"] - deduct)
+    reasoning = result.get("output_reasoning_tokens")
+    if isinstance(result.get("output"), (int, float)) and isinstance(reasoning, (int, float)):
+        result["output"] = max(0, result["output"] - reasoning)
+    return result
+
+
+def usage_details(span: SpanView) -> dict[str, int] | None:
+    attrs = span.attributes
+    if _is_vercel_agent(attrs):
+        return None
+    raw: dict[str, Any] | None = None
+    if langfuse.USAGE_DETAILS in attrs:
+        value = attrs[langfuse.USAGE_DETAILS]
+        if not isinstance(value, str):
+            raw = {}
+        else:
+            try:
+                parsed = json.loads(value)
+                raw = parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                raw = None
+    if raw is None:
+        raw = _vercel_usage(attrs) if span.scope_name == vercel_ai.SCOPE else _generic_usage(attrs)
+    details = usage_details_from_object(raw)
+    return details or None
+
+
+def cost_details(span: SpanView) -> dict[str, float] | None:
+    attrs = span.attributes
+    if _is_vercel_agent(attrs):
+        return None
+    if langfuse.COST_DETAILS in attrs:
+        obj = json_object(attrs[langfuse.COST_DETAILS])
+        if obj is not None:
+            return cost_details_from_object(obj) or None
+    for key in (genai.COST, openinference.COST_TOTAL):
+        if key in attrs:
+            return cost_details_from_object({"total": attrs[key]}) or None
+    return None
+
+
+def prompt_link(attrs: dict[str, Any]) -> tuple[str, int] | None:
+    """Prompt name and integer version, or None (a name without a version is not linked)."""
+    for name_key, version_key in langfuse.PROMPT_KEYS:
+        if name_key in attrs or version_key in attrs:
+            return _prompt(attrs.get(name_key), attrs.get(version_key))
+    obj = json_object(attrs.get(vercel_ai.PROMPT))
+    if obj is not None:
+        return _prompt(obj.get("name"), obj.get("version"))
+    return None
+
+
+def _prompt(name: Any, version: Any) -> tuple[str, int] | None:
+    count = as_count(version)
+    if isinstance(name, str) and name and count is not None:
+        return name, count
+    return None

@@ -1,0 +1,91 @@
+"""The span as the convention mappers see it, and the small value helpers they share."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class SpanView:
+    """One span with its attributes already converted to Python values."""
+
+    name: str
+    start_time: datetime
+    attributes: dict[str, Any]
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope_name: str = ""
+    scope_version: str = ""
+    scope_attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status_code: int = 0
+    status_message: str = ""
+    has_parent: bool = False
+
+
+@dataclass(slots=True)
+class MappedSpan:
+    observation: dict[str, Any]  # observation fields (ids and times are set by the decoder)
+    trace: dict[str, Any] | None  # trace fields, or None when the span does not touch its trace
+
+
+def truthy(value: Any) -> bool:
+    """JavaScript truthiness, which Langfuse's precedence rules are written in."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value != 0 and not (isinstance(value, float) and math.isnan(value))
+    return True
+
+
+def has_value(value: Any) -> bool:
+    """Not null, empty string, empty list or empty object."""
+    return value is not None and value != "" and value != [] and value != {}
+
+
+def to_text(value: Any) -> str:
+    """Strings as they are, anything else as compact JSON text."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def first_truthy(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if truthy(value):
+            return value
+    return None
+
+
+def json_object(value: Any) -> dict[str, Any] | None:
+    """An object, or JSON text of one; anything else is None."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def first_present(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
