@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import event, new_id
+from tests.serving import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +35,6 @@ INIT = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "TRACEHOUSE_"))}
     env.pop("DATABASE_URL", None)
@@ -56,7 +49,7 @@ def _auth(pk: str, sk: str) -> dict[str, str]:
 
 @contextmanager
 def server(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
         env=env,
@@ -66,17 +59,7 @@ def server(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/api/public/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read() if proc.stdout else ""
-                raise AssertionError(f"server did not start:\n{out}")
-            time.sleep(0.1)
+        wait_until_healthy(url, proc, lambda: _output(proc))
         yield url, proc
     finally:
         if proc.poll() is None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,12 +23,7 @@ import pytest
 
 from tests.compat.sdk_envs import sdk_env
 from tests.contract import assert_response_matches
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving import free_port, wait_until_healthy
 
 
 @dataclass
@@ -89,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         LANGFUSE_INIT_PROJECT_PUBLIC_KEY=pk,
         LANGFUSE_INIT_PROJECT_SECRET_KEY=sk,
     )
-    port = _free_port()
+    port = free_port()
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
@@ -100,18 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/api/public/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"tracehouse serve did not start:\n{(data_dir / 'server.log').read_text()}"
-                )
-            time.sleep(0.1)
+        wait_until_healthy(url, proc, (data_dir / "server.log").read_text)
         with httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http:
             yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
     finally:

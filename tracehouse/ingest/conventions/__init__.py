@@ -2,7 +2,7 @@
 
 Each producer module (``langfuse``, ``genai``, ``openinference``, ``vercel_ai``, ``openllmetry``,
 ``logfire``, ``others``) only declares attribute keys; this module composes them into the
-precedence chains of Langfuse's OTel ingestion (see ``/work/shared/reference/otel-mapping.md``).
+precedence chains of Langfuse's OTel ingestion (see ``shared/reference/otel-mapping.md`` beside the repository).
 """
 
 from __future__ import annotations
