@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -30,3 +31,15 @@ def wait_until_healthy(
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"tracehouse serve did not start:\n{output()}")
         time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 15) -> None:
+    """SIGTERM (graceful: queued writes are committed), then SIGKILL if it hangs."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

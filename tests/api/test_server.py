@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import event, new_id
-from tests.serving import free_port, wait_until_healthy
+from tests.serving import free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +62,7 @@ def server(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         wait_until_healthy(url, proc, lambda: _output(proc))
         yield url, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def _output(proc: subprocess.Popen[str]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,7 @@ import pytest
 
 from tests.compat.sdk_envs import sdk_env
 from tests.contract import assert_response_matches
-from tests.serving import free_port, wait_until_healthy
+from tests.serving import free_port, stop, wait_until_healthy
 
 
 @dataclass
@@ -97,13 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         with httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http:
             yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         log.close()
 
 

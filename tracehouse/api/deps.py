@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -92,7 +91,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(out) > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"Decompressed body exceeds the limit of {limit} bytes")
         return out
-    except (zlib.error, gzip.BadGzipFile) as exc:
+    except zlib.error as exc:
         raise InvalidInput("body", f"could not decompress {encoding} body: {exc}") from exc
 
 

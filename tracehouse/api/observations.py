@@ -18,8 +18,8 @@ from .params import (
     encode_cursor,
     page_and_limit,
     parse_field_groups,
-    parse_timestamp,
     simple_condition,
+    time_window,
 )
 
 router = APIRouter()
@@ -59,13 +59,9 @@ def _query_conditions(
 ) -> list[dict[str, Any]]:
     """The simple query parameters as filter conditions (``None`` values are absent)."""
     conds = [simple_condition(col, "string", "=", v) for col, v in params.items() if v is not None]
-    start = parse_timestamp("fromStartTime", from_ts)
-    if start is not None:
-        conds.append(simple_condition("startTime", "datetime", ">=", start.isoformat()))
-    end = parse_timestamp("toStartTime", to_ts)
-    if end is not None:
-        conds.append(simple_condition("startTime", "datetime", "<", end.isoformat()))
-    return conds
+    return conds + time_window(
+        "startTime", start=("fromStartTime", from_ts), end=("toStartTime", to_ts)
+    )
 
 
 def _level(level: str | None) -> str | None:

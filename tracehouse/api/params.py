@@ -49,6 +49,20 @@ def parse_field_groups(raw: str | None, allowed: set[str], always: str = "core")
     return groups | {always}
 
 
+def time_window(
+    column: str, *, start: tuple[str, str | None], end: tuple[str, str | None]
+) -> list[dict[str, Any]]:
+    """Conditions for a (parameter name, value) start (inclusive) and end (exclusive) on a column."""
+    conds = []
+    lower = parse_timestamp(*start)
+    if lower is not None:
+        conds.append(simple_condition(column, "datetime", ">=", lower.isoformat()))
+    upper = parse_timestamp(*end)
+    if upper is not None:
+        conds.append(simple_condition(column, "datetime", "<", upper.isoformat()))
+    return conds
+
+
 def simple_condition(column: str, type_: str, operator: str, value: Any) -> dict[str, Any]:
     return {"column": column, "type": type_, "operator": operator, "value": value}
 

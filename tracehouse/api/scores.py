@@ -26,8 +26,8 @@ from .params import (
     encode_cursor,
     page_and_limit,
     parse_field_groups,
-    parse_timestamp,
     simple_condition,
+    time_window,
 )
 
 router = APIRouter()
@@ -135,14 +135,7 @@ def _finite(name: str, value: float | None) -> float | None:
 
 def _time_conditions(from_ts: str | None, to_ts: str | None) -> list[dict[str, Any]]:
     """fromTimestamp is inclusive, toTimestamp exclusive."""
-    conds = []
-    start = parse_timestamp("fromTimestamp", from_ts)
-    if start is not None:
-        conds.append(simple_condition("timestamp", "datetime", ">=", start.isoformat()))
-    end = parse_timestamp("toTimestamp", to_ts)
-    if end is not None:
-        conds.append(simple_condition("timestamp", "datetime", "<", end.isoformat()))
-    return conds
+    return time_window("timestamp", start=("fromTimestamp", from_ts), end=("toTimestamp", to_ts))
 
 
 def _limit(limit: int | None) -> int:

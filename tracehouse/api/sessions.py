@@ -11,7 +11,7 @@ from ..errors import NotFound
 from ..store import sessions as session_store
 from . import shapes
 from .deps import ProjectPrincipal, ServicesDep, json_response
-from .params import page_and_limit, parse_timestamp, simple_condition
+from .params import page_and_limit, simple_condition, time_window
 
 router = APIRouter()
 
@@ -27,13 +27,9 @@ def list_sessions(
     environment: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     page, limit = page_and_limit(page, limit)
-    conditions = []
-    start = parse_timestamp("fromTimestamp", fromTimestamp)
-    if start is not None:
-        conditions.append(simple_condition("createdAt", "datetime", ">=", start.isoformat()))
-    end = parse_timestamp("toTimestamp", toTimestamp)
-    if end is not None:
-        conditions.append(simple_condition("createdAt", "datetime", "<", end.isoformat()))
+    conditions = time_window(
+        "createdAt", start=("fromTimestamp", fromTimestamp), end=("toTimestamp", toTimestamp)
+    )
     if environment:
         conditions.append(simple_condition("environment", "stringOptions", "any of", environment))
     with services.engine.connect() as conn:

@@ -15,8 +15,8 @@ from .params import (
     combine_conditions,
     page_and_limit,
     parse_field_groups,
-    parse_timestamp,
     simple_condition,
+    time_window,
 )
 
 router = APIRouter()
@@ -46,12 +46,7 @@ def _query_conditions(
     ):
         if value is not None:
             conds.append(simple_condition(column, "string", "=", value))
-    start = parse_timestamp("fromTimestamp", from_ts)
-    if start is not None:
-        conds.append(simple_condition("timestamp", "datetime", ">=", start.isoformat()))
-    end = parse_timestamp("toTimestamp", to_ts)
-    if end is not None:
-        conds.append(simple_condition("timestamp", "datetime", "<", end.isoformat()))
+    conds += time_window("timestamp", start=("fromTimestamp", from_ts), end=("toTimestamp", to_ts))
     if tags:
         conds.append(simple_condition("tags", "arrayOptions", "all of", tags))
     if environment:

@@ -89,6 +89,17 @@ def _where(
     return where
 
 
+def _newest_first(where: list[Any], limit: int) -> Any:
+    """Scores with their trace's columns, newest first (id breaks ties), at most ``limit``."""
+    return (
+        select(s, *_TRACE_COLUMNS)
+        .select_from(_SCORE_WITH_TRACE)
+        .where(*where)
+        .order_by(s.c.timestamp.desc(), s.c.id.desc())
+        .limit(limit)
+    )
+
+
 def list_scores(
     conn: Connection,
     project_id: str,
@@ -103,14 +114,7 @@ def list_scores(
     total = conn.execute(
         select(func.count()).select_from(_SCORE_WITH_TRACE).where(*where)
     ).scalar_one()
-    stmt = (
-        select(s, *_TRACE_COLUMNS)
-        .select_from(_SCORE_WITH_TRACE)
-        .where(*where)
-        .order_by(s.c.timestamp.desc(), s.c.id.desc())
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
+    stmt = _newest_first(where, limit).offset((page - 1) * limit)
     return [dict(r) for r in conn.execute(stmt).mappings()], int(total)
 
 
@@ -128,14 +132,7 @@ def list_scores_after(
     if after is not None:
         ts, score_id = after
         where.append(or_(s.c.timestamp < ts, and_(s.c.timestamp == ts, s.c.id < score_id)))
-    stmt = (
-        select(s, *_TRACE_COLUMNS)
-        .select_from(_SCORE_WITH_TRACE)
-        .where(*where)
-        .order_by(s.c.timestamp.desc(), s.c.id.desc())
-        .limit(limit)
-    )
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+    return [dict(r) for r in conn.execute(_newest_first(where, limit)).mappings()]
 
 
 def get_score(conn: Connection, project_id: str, score_id: str) -> dict[str, Any] | None:
