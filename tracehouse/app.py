@@ -14,13 +14,16 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import health, ingestion, observations, otlp, scores, sessions, traces
+from .api import health, ingestion, models, observations, otlp, scores, sessions, traces
 from .api.deps import Services, json_response
 from .auth.keys import Authenticator
 from .config import Settings
 from .errors import TracehouseError
 from .ingest.pipeline import Writer
+from .pricing.builtin import builtin_models
+from .pricing.registry import ModelRegistry
 from .services.bootstrap import CreatedKeys, initialize
+from .store import models as model_store
 from .store.db import make_engine, migrate
 
 log = logging.getLogger("tracehouse")
@@ -70,13 +73,19 @@ def create_app(
 ) -> FastAPI:
     """Build the app. The lifespan migrates, initialises, then starts the writer — in that order."""
     engine = make_engine(settings)
+    model_registry = ModelRegistry(builtin_models(), model_store.loader(engine))
     writer = Writer(
         engine,
         max_queue_events=settings.writer_queue_events,
         max_batch_events=settings.writer_batch_events,
+        models=model_registry,
     )
     services = Services(
-        settings=settings, engine=engine, writer=writer, authenticator=Authenticator(engine)
+        settings=settings,
+        engine=engine,
+        writer=writer,
+        authenticator=Authenticator(engine),
+        models=model_registry,
     )
 
     @asynccontextmanager
@@ -103,6 +112,6 @@ def create_app(
     )
     app.state.services = services
     _install_error_handlers(app)
-    for module in (health, ingestion, otlp, traces, observations, sessions, scores):
+    for module in (health, ingestion, otlp, traces, observations, sessions, scores, models):
         app.include_router(module.router)
     return app

@@ -376,6 +376,7 @@ def test_v2_every_group_has_its_fields(project):
         "output",
         "metadata",
         "providedModelName",
+        "model",  # the same value: the Python SDK 5.x parses the provided model as `model`
         "internalModelId",
         "modelParameters",
         "usageDetails",

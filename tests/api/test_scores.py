@@ -210,12 +210,42 @@ def test_session_and_dataset_run_scores_are_stored(project):
         ),
         ({"traceId": 5, "name": "x", "value": 1}, "traceId"),
         ({"id": 7, "traceId": "t", "name": "x", "value": 1}, "id"),
-        ([{"traceId": "t", "name": "x", "value": 1}], "body"),
+        ("a score", "body"),
+        ([], "body"),
     ],
 )
 def test_invalid_score_is_refused_with_400_naming_the_field(project, body, field):
     _bad_request(_post(project, body), field)
     assert _list(project)["data"] == []
+
+
+def test_a_list_of_scores_is_one_request_202_or_207(project):
+    """The Python SDK >= 5 posts its scores as a list. The stored spec documents only the
+    single-score form, so these replies (Langfuse's newer API) are not contract-checked."""
+    r = project.post(
+        "/api/public/scores",
+        json=[
+            {"traceId": "t", "name": "a", "value": 1},
+            {"traceId": "t", "name": "b", "value": "yes", "dataType": "CATEGORICAL"},
+        ],
+    )
+    assert (r.status_code, r.json()) == (202, {"message": "Accepted"})
+    r = project.post(
+        "/api/public/scores",
+        json=[
+            {"traceId": "t", "name": "c", "value": 0.5},
+            {"traceId": "t", "name": "d", "value": "high", "dataType": "NUMERIC"},
+        ],
+    )
+    assert r.status_code == 207, r.text
+    assert r.json() == {
+        "accepted": 1,
+        "rejected": 1,
+        "errors": [{"message": "[1] value: NUMERIC scores need a numeric value"}],
+    }
+    scores = {s["name"]: s for s in _list(project)["data"]}
+    assert sorted(scores) == ["a", "b", "c"]
+    assert scores["b"]["stringValue"] == "yes" and scores["c"]["value"] == 0.5
 
 
 def test_invalid_json_body_is_refused_with_400(project):

@@ -106,6 +106,12 @@ def sdk2_python() -> Path:
     return sdk_env("2")
 
 
+@pytest.fixture(scope="session")
+def sdk3_python() -> Path:
+    """The python of the cached venv holding the Langfuse Python SDK 3.x."""
+    return sdk_env("3")
+
+
 def run_sdk_script(
     python: Path, script: str, server: Server, *, timeout: float = 120, **env: str
 ) -> dict[str, Any]:
@@ -123,3 +129,29 @@ def run_sdk_script(
     result = json.loads(lines[-1])
     result["_stderr"] = done.stderr
     return result
+
+
+def sdk_script(template: str, **values: str) -> str:
+    """``template`` with ``NAME = 'value'`` assignments put in front (ids, names of this run)."""
+    prefix = "".join(f"{name} = {value!r}\n" for name, value in values.items())
+    return prefix + template
+
+
+def assert_no_sdk_errors(result: dict[str, Any]) -> None:
+    """The SDK logged no failed request or exception while the script ran."""
+    stderr = result["_stderr"]
+    markers = (
+        "APIError",
+        "Error while",
+        "Traceback",
+        "rejected",
+        "Failed to export",  # the OTLP exporter (SDK >= 3)
+        "Please check your request",  # a 4xx on an SDK API call (SDK >= 3)
+        "API error",  # the score consumer (SDK >= 3)
+    )
+    for marker in markers:
+        assert marker not in stderr, stderr
+
+
+def by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["id"]: item for item in items}

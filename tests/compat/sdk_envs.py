@@ -1,9 +1,13 @@
 """Cached virtual environments holding one line of the official Langfuse SDK each.
 
 ``sdk_env("2")`` returns the python of ``<repo>/.cache/sdk-envs/langfuse-2``, a venv with
-``langfuse>=2.60,<3`` installed from PyPI. The venv is built once and reused while it still
-imports the right SDK line; a broken or half-built one is removed and built again. A lock file
-keeps two pytest-xdist workers (or two test runs) from building the same venv at once.
+``langfuse>=2.60,<3`` installed from PyPI (likewise ``sdk_env("3")``: ``langfuse>=3.14,<4``).
+The venv is built once and reused while it still imports the right SDK line; a broken or
+half-built one is removed and built again. A lock file keeps two pytest-xdist workers (or two
+test runs) from building the same venv at once.
+
+``node_env(name, dependencies)`` does the same for an npm project under
+``<repo>/.cache/js-sdk/<name>`` (the Langfuse JS/TS SDK packages).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ ENVS_DIR = REPO / ".cache" / "sdk-envs"
 # SDK line -> (pip requirement, the version prefix an installed SDK must have)
 SDK_LINES: dict[str, tuple[str, str]] = {
     "2": ("langfuse>=2.60,<3", "2."),
+    "3": ("langfuse>=3.14,<4", "3."),
 }
 
 _MARKER = "tracehouse-sdk-env.json"
@@ -124,3 +129,58 @@ def sdk_version(python: Path) -> str:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+NODE_DIR = REPO / ".cache" / "js-sdk"
+_NODE_MARKER = "tracehouse-node-env.json"
+
+
+def node_env(name: str, dependencies: dict[str, str]) -> Path:
+    """``<repo>/.cache/js-sdk/<name>``: an npm project with ``dependencies`` installed.
+
+    Built once with ``npm install`` and reused while its marker (written last) records the same
+    package.json and every dependency is installed; anything else is removed and built again.
+    Raises RuntimeError when npm is missing or the install fails.
+    """
+    project = NODE_DIR / name
+    package_json = json.dumps(
+        {"name": f"tracehouse-{name}", "private": True, "dependencies": dependencies}, indent=2
+    )
+    with _locked(NODE_DIR / f"{name}.lock"):
+        marker = project / _NODE_MARKER
+        installed = all(
+            (project / "node_modules" / package / "package.json").is_file()
+            for package in dependencies
+        )
+        if not (marker.is_file() and marker.read_text() == package_json and installed):
+            _npm_install(project, package_json)
+            marker.write_text(package_json)
+    return project
+
+
+def _npm_install(project: Path, package_json: str) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(
+            "npm is not on PATH: the JS SDK compatibility tests need Node.js (>= 20) and npm"
+        )
+    if project.exists():
+        shutil.rmtree(project)
+    project.mkdir(parents=True)
+    (project / "package.json").write_text(package_json)
+    done = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--no-update-notifier"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=_BUILD_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(project, ignore_errors=True)
+        raise RuntimeError(f"npm install in {project} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def node_package_version(project: Path, package: str) -> str:
+    """The version of ``package`` installed in the npm ``project``."""
+    manifest = project / "node_modules" / package / "package.json"
+    return str(json.loads(manifest.read_text())["version"])

@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.compat.conftest import Server, run_sdk_script
+from tests.compat.conftest import (
+    Server,
+    assert_no_sdk_errors,
+    by_id,
+    run_sdk_script,
+    sdk_script,
+)
 
 pytestmark = pytest.mark.compat
 
@@ -171,25 +177,10 @@ SDK_READ = textwrap.dedent(
 )
 
 
-def _script(template: str, **values: str) -> str:
-    prefix = "".join(f"{name} = {value!r}\n" for name, value in values.items())
-    return prefix + template
-
-
-def _assert_no_sdk_errors(result: dict[str, Any]) -> None:
-    stderr = result["_stderr"]
-    for marker in ("APIError", "Error while", "Traceback", "rejected"):
-        assert marker not in stderr, stderr
-
-
-def _by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {item["id"]: item for item in items}
-
-
 @pytest.fixture(scope="module")
 def low_level(server: Server, sdk2_python: Path) -> dict[str, Any]:
-    result = run_sdk_script(sdk2_python, _script(LOW_LEVEL, SESSION="sess-sdk2"), server)
-    _assert_no_sdk_errors(result)
+    result = run_sdk_script(sdk2_python, sdk_script(LOW_LEVEL, SESSION="sess-sdk2"), server)
+    assert_no_sdk_errors(result)
     return result
 
 
@@ -212,7 +203,7 @@ def test_trace_fields_land(server: Server, low_level: dict[str, Any]) -> None:
 
 def test_observation_tree_and_types(server: Server, low_level: dict[str, Any]) -> None:
     t = server.get(f"/api/public/traces/{low_level['trace']}").json()
-    obs = _by_id(t["observations"])
+    obs = by_id(t["observations"])
     ids = low_level
     assert set(obs) == {
         ids["outer"],
@@ -325,7 +316,7 @@ def test_read_back_through_the_sdk_client(
     server: Server, sdk2_python: Path, low_level: dict[str, Any]
 ) -> None:
     result = run_sdk_script(
-        sdk2_python, _script(SDK_READ, TRACE=low_level["trace"], GEN=low_level["gen"]), server
+        sdk2_python, sdk_script(SDK_READ, TRACE=low_level["trace"], GEN=low_level["gen"]), server
     )
     t = result["trace"]
     assert t["id"] == low_level["trace"]
@@ -360,8 +351,8 @@ def test_read_back_through_the_sdk_client(
 
 
 def test_observe_decorator_sync_async_nested(server: Server, sdk2_python: Path) -> None:
-    ids = run_sdk_script(sdk2_python, _script(DECORATORS, SESSION="sess-deco"), server)
-    _assert_no_sdk_errors(ids)
+    ids = run_sdk_script(sdk2_python, sdk_script(DECORATORS, SESSION="sess-deco"), server)
+    assert_no_sdk_errors(ids)
     assert ids["out"] == "WHAT? DOC-A DOC-B"
     assert ids["async_out"] == 42
 
@@ -377,7 +368,7 @@ def test_observe_decorator_sync_async_nested(server: Server, sdk2_python: Path) 
     assert t["input"] is not None
     # SDK 2.x: the outermost decorated function is the trace itself; the functions it calls
     # become observations directly under the trace (no parent observation).
-    obs = _by_id(t["observations"])
+    obs = by_id(t["observations"])
     assert set(obs) == {ids["retrieve"], ids["rerank"], ids["llm"]}
     rerank = obs[ids["rerank"]]
     assert rerank["parentObservationId"] == ids["retrieve"]
@@ -407,7 +398,7 @@ def test_observe_decorator_sync_async_nested(server: Server, sdk2_python: Path) 
     a = server.get(f"/api/public/traces/{ids['async_trace']}").json()
     assert a["name"] == "async-root"
     assert a["output"] == 42
-    aobs = _by_id(a["observations"])
+    aobs = by_id(a["observations"])
     assert set(aobs) == {ids["async_step"]}
     step = aobs[ids["async_step"]]
     assert step["name"] == "async-step"

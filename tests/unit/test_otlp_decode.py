@@ -190,7 +190,8 @@ def test_langfuse_sdk_trace_with_generation() -> None:
         assert trace["name"] == "chat-turn"
         assert trace["user_id"] == "user-1" and trace["session_id"] == "sess-1"
         assert trace["tags"] == ["a", "b"] and trace["public"] is True
-        assert trace["input"] == '{"q": "hi"}' and trace["output"] == '"hello"'
+        # The SDKs send non-string I/O as JSON text; Langfuse's API reads it back decoded.
+        assert trace["input"] == {"q": "hi"} and trace["output"] == "hello"
         assert trace["version"] == "v7" and trace["release"] == "r1"
         assert trace["environment"] == "production"
         assert trace["timestamp"] == datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=UTC)
@@ -202,7 +203,7 @@ def test_langfuse_sdk_trace_with_generation() -> None:
         assert all(set(f) <= OBSERVATION_FIELDS for f in obs.values())
         r, g = obs[ROOT], obs[CHILD]
         assert r["type"] == "SPAN" and "parent_observation_id" not in r
-        assert r["input"] == '{"step": 1}' and r["metadata"]["nested"] == '{"b": 1}'
+        assert r["input"] == {"step": 1} and r["metadata"]["nested"] == '{"b": 1}'
         assert r["metadata"]["scope"] == {
             "name": "langfuse-sdk",
             "version": "3.5.0",
@@ -672,7 +673,220 @@ def test_old_python_sdk_generation_sent_as_span_is_a_generation() -> None:
     assert obs["type"] == "GENERATION" and obs["model"] == "m"
 
 
+def test_python_sdk_3_metadata_json_text_is_decoded() -> None:
+    # SDK 3.x sends str and int metadata values as they are, anything else as JSON text.
+    attrs = {
+        "langfuse.observation.metadata.nested": '{"depth": 1}',
+        "langfuse.observation.metadata.ratio": "0.5",
+        "langfuse.observation.metadata.flag": "true",
+        "langfuse.observation.metadata.count": 3,
+        "langfuse.observation.metadata.plain": "visible",
+        "langfuse.trace.metadata.labels": '["x", "y"]',
+    }
+    resource = {"telemetry.sdk.language": "python"}
+    decoded = decode_request(
+        export(
+            span("s", attrs=attrs), resource=resource, scope="langfuse-sdk", scope_version="3.15.0"
+        )
+    )
+    md = only(decoded, "observation")["metadata"]
+    assert (md["nested"], md["ratio"], md["flag"]) == ({"depth": 1}, 0.5, True)
+    assert (md["count"], md["plain"]) == (3, "visible")
+    assert only(decoded, "trace")["metadata"]["labels"] == ["x", "y"]
+
+
 def test_event_type_has_no_end_time() -> None:
     s = span("e", attrs={"langfuse.observation.type": "event"})
     obs = only(decode_request(export(s)), "observation")
     assert obs["type"] == "EVENT" and "end_time" not in obs
+
+
+def test_json_int_attribute_as_high_low_pair() -> None:
+    data = as_otlp_json(export(span("a", attrs={"n": 1, "arr": [1], "kv": {"k": 1}})))
+    s = data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    big = 2**40 + 7
+    for attr in s["attributes"]:
+        if attr["key"] == "n":
+            attr["value"] = {"intValue": {"high": big >> 32, "low": big & 0xFFFFFFFF}}
+        elif attr["key"] == "arr":  # -1 as a signed protobuf.js Long
+            attr["value"]["arrayValue"]["values"][0] = {"intValue": {"high": -1, "low": -1}}
+        elif attr["key"] == "kv":
+            kv_values = attr["value"]["kvlistValue"]["values"]
+            kv_values[0]["value"] = {"intValue": {"high": 0, "low": 5, "unsigned": True}}
+    s["events"] = [
+        {"name": "e", "timeUnixNano": str(T0), "attributes": [{"key": "x", "value": {}}]}
+    ]
+    decoded = decode_json(data)
+    assert decoded.rejected == []
+    attributes = only(decoded, "observation")["metadata"]["attributes"]
+    assert attributes["n"] == str(big)
+    assert attributes["arr"] == "[-1]"
+    assert attributes["kv"] == '{"k":5}'
+
+
+def test_json_int_attribute_with_broken_pair_rejects_only_its_span() -> None:
+    data = as_otlp_json(export(span("a", ROOT), span("b", CHILD, ROOT, attrs={"n": 1})))
+    spans = data["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1]["attributes"][0]["value"] = {"intValue": {"high": "x"}}
+    decoded = decode_json(data)
+    assert list(by_kind(decoded, "observation")) == [ROOT]
+    assert "intValue" in decoded.rejected[0].message
+
+
+def test_genkit_model_span() -> None:
+    genkit_input = {
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "config": {"temperature": 0.3, "stopSequences": ["x"]},
+    }
+    genkit_output = {
+        "message": {"role": "model", "content": [{"text": "hello"}]},
+        "usage": {"inputTokens": 10, "outputTokens": 8, "totalTokens": 18, "thoughtsTokens": 3},
+    }
+    s = span(
+        "googleai/gemini-2.5-flash",
+        attrs={
+            "genkit:name": "googleai/gemini-2.5-flash",
+            "genkit:metadata:subtype": "model",
+            "genkit:input": json.dumps(genkit_input),
+            "genkit:output": json.dumps(genkit_output),
+        },
+    )
+    for decoded in both(export(s, scope="genkit-tracer")):
+        obs = only(decoded, "observation")
+        assert obs["type"] == "GENERATION"
+        assert obs["model"] == "googleai/gemini-2.5-flash"
+        assert obs["input"] == genkit_input["messages"]
+        assert obs["output"] == genkit_output["message"]
+        assert obs["model_parameters"] == {"temperature": 0.3, "stopSequences": '["x"]'}
+        assert obs["usage_details"] == {
+            "input": 10,
+            "output": 5,
+            "total": 18,
+            "output_reasoning": 3,
+        }
+        assert "genkit:input" not in obs["metadata"]["attributes"]
+
+
+def test_genkit_parameters_fall_back_to_the_request_in_the_output() -> None:
+    out = {"request": {"config": {"maxOutputTokens": 64}}, "message": {"role": "model"}}
+    s = span(
+        "m",
+        attrs={
+            "genkit:metadata:subtype": "model",
+            "genkit:name": "m",
+            "genkit:output": json.dumps(out),
+        },
+    )
+    obs = only(decode_request(export(s, scope="genkit-tracer")), "observation")
+    assert obs["model_parameters"] == {"maxOutputTokens": 64}
+    assert "input" not in obs or obs["input"] is None
+
+
+def test_flue_tool_span_io() -> None:
+    s = span(
+        "tool",
+        attrs={
+            "flue.tool.name": "search",
+            "flue.tool.arguments": '{"q": "otel"}',
+            "flue.tool.result": "3 hits",
+        },
+    )
+    obs = only(decode_request(export(s, scope="@flue/opentelemetry")), "observation")
+    assert obs["type"] == "TOOL"
+    assert obs["input"] == {"q": "otel"}
+    assert obs["output"] == "3 hits"
+    assert "flue.tool.arguments" not in obs["metadata"]["attributes"]
+
+
+def test_semantic_kernel_prompt_and_completion_events() -> None:
+    s = span(
+        "chat.completions gpt-4o",
+        attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"},
+        events=[
+            ("gen_ai.content.prompt", {"gen_ai.prompt": '[{"role":"user","content":"hi"}]'}),
+            ("gen_ai.content.completion", {"gen_ai.completion": '[{"role":"assistant"}]'}),
+        ],
+    )
+    for decoded in both(export(s, scope="Microsoft.SemanticKernel.Connectors.OpenAI")):
+        obs = only(decoded, "observation")
+        assert obs["input"] == '[{"role":"user","content":"hi"}]'
+        assert obs["output"] == '[{"role":"assistant"}]'
+        assert obs["type"] == "GENERATION"
+
+
+def test_semantic_kernel_event_without_known_attributes_keeps_the_raw_map() -> None:
+    s = span("sk", events=[("gen_ai.content.prompt", {"custom": "x"})])
+    obs = only(decode_request(export(s)), "observation")
+    assert obs["input"] == {"custom": "x"} and obs.get("output") is None
+
+
+def test_pydantic_ai_agent_and_tool_spans() -> None:
+    agent = span(
+        "agent run",
+        ROOT,
+        attrs={
+            "pydantic_ai.all_messages": '[{"role":"user","parts":[{"content":"hi"}]}]',
+            "gen_ai.system_instructions": '[{"type":"text","content":"be brief"}]',
+            "final_result": "hello",
+        },
+    )
+    tool = span(
+        "running tool",
+        CHILD,
+        ROOT,
+        attrs={
+            "gen_ai.tool.name": "lookup",
+            "tool_arguments": '{"id": 1}',
+            "tool_response": "found",
+        },
+    )
+    obs = by_kind(decode_request(export(agent, tool, scope="pydantic-ai")), "observation")
+    messages = json.loads(obs[ROOT]["input"])
+    assert messages[0] == {"role": "system", "content": "be brief"}
+    assert messages[1]["role"] == "user"
+    assert obs[ROOT]["output"] == "hello"
+    assert (obs[CHILD]["input"], obs[CHILD]["output"]) == ('{"id": 1}', "found")
+
+
+def test_google_adk_cached_tokens_come_from_the_llm_response() -> None:
+    response = {"usage_metadata": {"cached_content_token_count": 40}}
+    s = span(
+        "call_llm",
+        attrs={
+            "gen_ai.request.model": "gemini-2.5-pro",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 9,
+            "gcp.vertex.agent.llm_request": '{"contents": []}',
+            "gcp.vertex.agent.llm_response": json.dumps(response),
+        },
+    )
+    obs = only(decode_request(export(s, scope="gcp.vertex.agent")), "observation")
+    assert obs["usage_details"]["input"] == 60
+    assert obs["usage_details"]["input_cached_tokens"] == 40
+    assert obs["usage_details"]["output"] == 9
+
+
+def test_js_sdk_json_text_io_and_metadata_are_decoded() -> None:
+    # The JS SDK sends non-string values as JSON text and strings as they are.
+    s = span(
+        "agent",
+        attrs={
+            "langfuse.observation.type": "agent",
+            "langfuse.observation.input": '{"question": "rain?"}',
+            "langfuse.observation.output": "Light rain.",
+            "langfuse.observation.metadata.maxSteps": "4",
+            "langfuse.observation.metadata.limits": '{"tokens": 2048}',
+            "langfuse.observation.metadata.strategy": "react",
+            "langfuse.trace.input": '["q", 1]',
+            "langfuse.trace.output": "NaN",
+        },
+    )
+    resource = {"service.name": "svc", "telemetry.sdk.language": "nodejs"}
+    for decoded in both(export(s, resource=resource, scope="langfuse-sdk", scope_version="5.11.1")):
+        obs, trace = only(decoded, "observation"), only(decoded, "trace")
+        assert obs["input"] == {"question": "rain?"} and obs["output"] == "Light rain."
+        assert obs["metadata"]["maxSteps"] == 4
+        assert obs["metadata"]["limits"] == {"tokens": 2048}
+        assert obs["metadata"]["strategy"] == "react"
+        assert trace["input"] == ["q", 1]
+        assert trace["output"] == "NaN"  # not JSON: kept as text

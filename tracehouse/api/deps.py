@@ -16,6 +16,7 @@ from ..auth.keys import Authenticator, Principal
 from ..config import Settings
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
 from ..ingest.pipeline import Writer
+from ..pricing.registry import ModelRegistry
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Services:
     engine: Engine
     writer: Writer
     authenticator: Authenticator
+    models: ModelRegistry
 
 
 def get_services(request: Request) -> Services:

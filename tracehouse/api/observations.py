@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -45,8 +46,15 @@ V2_GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
     "time": ("completion_start_time", "created_at", "updated_at"),
     "io": ("input", "output"),
     "metadata": ("metadata",),
-    "model": ("model", "internal_model_id", "model_parameters"),
-    "usage": ("usage_details", "cost_details", "total_cost"),
+    "model": (
+        "model",
+        "internal_model_id",
+        "model_parameters",
+        "input_price",
+        "output_price",
+        "total_price",
+    ),
+    "usage": ("usage_details", "cost_details", "total_cost", "pricing_tier_name"),
     "prompt": ("prompt_id", "prompt_name", "prompt_version"),
     "metrics": ("end_time", "completion_start_time"),
     "trace_context": ("trace_tags", "trace_release", "trace_name"),
@@ -178,6 +186,10 @@ def _whole_numbers(details: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in details.items()}
 
 
+def _decimal_text(value: float | None) -> str | None:
+    return None if value is None else format(Decimal(repr(value)), "f")
+
+
 def _shape_v2(row: dict[str, Any], groups: set[str], expand: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": row["id"],
@@ -219,16 +231,23 @@ def _shape_v2(row: dict[str, Any], groups: set[str], expand: set[str]) -> dict[s
     if "model" in groups:
         out |= {
             "providedModelName": row["model"],
+            # The spec names the provided model ``providedModelName``; the Python SDK >= 5
+            # parses it as ``model``, so both carry it.
+            "model": row["model"],
             "internalModelId": row["internal_model_id"],
             "modelParameters": row["model_parameters"],
             "modelId": row["internal_model_id"],
+            # v2 carries unit prices as decimal strings ("0.0000025"), never exponents.
+            "inputPrice": _decimal_text(row["input_price"]),
+            "outputPrice": _decimal_text(row["output_price"]),
+            "totalPrice": _decimal_text(row["total_price"]),
         }
     if "usage" in groups:
         out |= {
             "usageDetails": _whole_numbers(row["usage_details"]),
             "costDetails": row["cost_details"],
             "totalCost": row["total_cost"],
-            "usagePricingTierName": None,
+            "usagePricingTierName": row["pricing_tier_name"],
         }
     if "prompt" in groups:
         out |= {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,6 +18,9 @@ router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+# From 5.0 the Python SDK JSON-encodes every metadata attribute value it writes, on its own
+# spans and on the third-party spans it exports with propagated metadata.
+JSON_METADATA_PYTHON_SDK_SINCE = 5
 
 
 class UnsupportedMediaType(TracehouseError):
@@ -53,6 +58,21 @@ async def export_traces(
             f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}"
         )
     body = await read_body(request, services.settings.max_body_bytes)
-    decoded = await anyio.to_thread.run_sync(decode, body)
+    json_metadata = _sdk_major_version(request, "python") >= JSON_METADATA_PYTHON_SDK_SINCE
+    decoded = await anyio.to_thread.run_sync(partial(decode, json_metadata=json_metadata), body)
     await services.writer.write(principal.project_id, decoded.events)
     return _reply(decoded, media_type)
+
+
+def _header(request: Request, name: str) -> str:
+    """A Langfuse SDK header, in its hyphen or underscore spelling."""
+    return request.headers.get(name) or request.headers.get(name.replace("-", "_")) or ""
+
+
+def _sdk_major_version(request: Request, sdk_name: str) -> int:
+    """The major version from ``x-langfuse-sdk-version`` when ``x-langfuse-sdk-name`` is
+    ``sdk_name``; 0 otherwise."""
+    if _header(request, "x-langfuse-sdk-name").strip().lower() != sdk_name:
+        return 0
+    major = _header(request, "x-langfuse-sdk-version").strip().lstrip("vV").split(".")[0]
+    return int(major) if major.isdigit() else 0

@@ -1,4 +1,5 @@
-"""Scores: create, list (v2 numbered pages, v3 keyset cursor), get one, delete.
+"""Scores: create (one, or a list of them), list (v2 numbered pages, v3 keyset cursor), get
+one, delete.
 
 A score posted here becomes a ``score-create`` ingestion event, so it is validated and merged
 exactly like one sent in a batch (re-posting an id updates that score).
@@ -88,9 +89,36 @@ def score_event(body: Any) -> Event:
 async def create_score(
     request: Request, services: ServicesDep, principal: ProjectPrincipal
 ) -> Response:
-    event = score_event(parse_json(await read_body(request, services.settings.max_body_bytes)))
+    body = parse_json(await read_body(request, services.settings.max_body_bytes))
+    if isinstance(body, list):
+        return await _create_scores(body, services, principal.project_id)
+    event = score_event(body)
     await services.writer.write(principal.project_id, [event])
     return json_response({"id": event.entity_id})
+
+
+async def _create_scores(items: list[Any], services: ServicesDep, project_id: str) -> Response:
+    """A list of CreateScoreRequests (the Python SDK >= 5 sends its scores this way).
+
+    Each score is validated on its own and the valid ones are kept: 202 ``{"message":
+    "Accepted"}`` when all are, else 207 with the counts and one message per rejected score.
+    """
+    if not items:
+        raise InvalidInput("body", "expected at least one score")
+    events: list[Event] = []
+    errors: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(score_event(item))
+        except InvalidInput as exc:
+            errors.append({"message": f"[{index}] {exc.message}"})
+    if events:
+        await services.writer.write(project_id, events)
+    if not errors:
+        return json_response({"message": "Accepted"}, status_code=202)
+    return json_response(
+        {"accepted": len(events), "rejected": len(errors), "errors": errors}, status_code=207
+    )
 
 
 # -- query-parameter helpers -----------------------------------------------------------------

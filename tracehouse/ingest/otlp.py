@@ -75,8 +75,11 @@ class _SpanRejected(Exception):
 # Entry points.
 
 
-def decode_protobuf(body: bytes) -> DecodedExport:
-    """Decode a binary ``ExportTraceServiceRequest``."""
+def decode_protobuf(body: bytes, *, json_metadata: bool = False) -> DecodedExport:
+    """Decode a binary ``ExportTraceServiceRequest``.
+
+    ``json_metadata``: the exporter JSON-encodes metadata attribute values (see ``SpanView``).
+    """
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -84,10 +87,12 @@ def decode_protobuf(body: bytes) -> DecodedExport:
         raise InvalidInput(
             "body", f"not an OTLP ExportTraceServiceRequest protobuf ({exc})"
         ) from None
-    return decode_request(request)
+    return decode_request(request, json_metadata=json_metadata)
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodedExport:
+def decode_request(
+    request: ExportTraceServiceRequest, *, json_metadata: bool = False
+) -> DecodedExport:
     """Map every span of a decoded export request."""
     out = DecodedExport()
     for resource_spans in request.resource_spans:
@@ -96,11 +101,11 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedExport:
             scope = scope_spans.scope
             scope_info = (scope.name, scope.version, attributes_dict(scope.attributes))
             for span in scope_spans.spans:
-                _decode_span(span, resource, scope_info, out)
+                _decode_span(span, resource, scope_info, out, json_metadata)
     return out
 
 
-def decode_json(body: bytes | Any) -> DecodedExport:
+def decode_json(body: bytes | Any, *, json_metadata: bool = False) -> DecodedExport:
     """Decode an OTLP/JSON export (bytes/str, or an already parsed object).
 
     Ids may be lowercase/uppercase hex (OTLP/JSON), base64 (protobuf JSON mapping), integer
@@ -150,7 +155,7 @@ def decode_json(body: bytes | Any) -> DecodedExport:
                     trace_id, span_id = _raw_ids(raw_span)
                     out.rejected.append(SpanError(trace_id, span_id, str(exc)))
                     continue
-                _decode_span(span, resource, scope_info, out)
+                _decode_span(span, resource, scope_info, out, json_metadata)
     return out
 
 
@@ -163,12 +168,13 @@ def _decode_span(
     resource: dict[str, Any],
     scope: tuple[str, str, dict[str, Any]],
     out: DecodedExport,
+    json_metadata: bool = False,
 ) -> None:
     out.span_count += 1
     trace_id = span.trace_id.hex() if span.trace_id else None
     span_id = span.span_id.hex() if span.span_id else None
     try:
-        events = _span_events(span, trace_id, span_id, resource, scope)
+        events = _span_events(span, trace_id, span_id, resource, scope, json_metadata)
     except _SpanRejected as exc:
         out.rejected.append(SpanError(trace_id, span_id, str(exc)))
         return
@@ -185,6 +191,7 @@ def _span_events(
     span_id: str | None,
     resource: dict[str, Any],
     scope: tuple[str, str, dict[str, Any]],
+    json_metadata: bool = False,
 ) -> list[Event]:
     if trace_id is None or len(trace_id) != 32 or trace_id == _ZERO_TRACE:
         raise _SpanRejected("traceId: required, 16 non-zero bytes")
@@ -211,6 +218,7 @@ def _span_events(
         status_code=span.status.code,
         status_message=span.status.message,
         has_parent=parent_id is not None,
+        json_metadata=json_metadata,
     )
     mapped = map_span(view)
     fields = mapped.observation
@@ -242,12 +250,19 @@ def _time(unix_nano: int, path: str) -> datetime:
 
 def attributes_dict(attributes: Any) -> dict[str, Any]:
     """Repeated ``KeyValue`` -> ``{key: value}``; a duplicate key: the last one wins."""
-    return {kv.key: any_value(kv.value) for kv in attributes}
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        value = kv.value
+        # Most values are strings: read those without a call to any_value.
+        kind = value.WhichOneof("value")
+        out[kv.key] = value.string_value if kind == "string_value" else any_value(value, kind)
+    return out
 
 
-def any_value(value: AnyValue) -> Any:
-    """One OTLP ``AnyValue`` as a JSON-compatible Python value."""
-    kind = value.WhichOneof("value")
+def any_value(value: AnyValue, kind: str | None = "") -> Any:
+    """One OTLP ``AnyValue`` as a JSON-compatible Python value (``kind``: its set field)."""
+    if kind == "":
+        kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
     if kind == "int_value":
@@ -286,6 +301,8 @@ def _json_list(value: Any, path: str) -> list[Any]:
 def _parse(raw: Any, message: Any) -> Any:
     if raw is None:
         return message
+    if isinstance(raw, dict) and isinstance(raw.get("attributes"), list):
+        raw = {**raw, "attributes": [_json_key_value(kv) for kv in raw["attributes"]]}
     try:
         return json_format.ParseDict(raw, message, ignore_unknown_fields=True)
     except (json_format.ParseError, TypeError, ValueError) as exc:
@@ -313,13 +330,54 @@ def _json_span(raw: Any) -> Span:
         if key in span:
             span[key] = _json_uint64(span[key], key)
     if isinstance(span.get("events"), list):
-        span["events"] = [
-            {**e, "timeUnixNano": _json_uint64(e["timeUnixNano"], "events.timeUnixNano")}
-            if isinstance(e, dict) and "timeUnixNano" in e
-            else e
-            for e in span["events"]
-        ]
+        span["events"] = [_json_span_event(e) for e in span["events"]]
     return _parse(span, Span())  # type: ignore[no-any-return]
+
+
+def _json_span_event(event: Any) -> Any:
+    if not isinstance(event, dict):
+        return event
+    event = dict(event)
+    if "timeUnixNano" in event:
+        event["timeUnixNano"] = _json_uint64(event["timeUnixNano"], "events.timeUnixNano")
+    if isinstance(event.get("attributes"), list):
+        event["attributes"] = [_json_key_value(kv) for kv in event["attributes"]]
+    return event
+
+
+def _json_key_value(kv: Any) -> Any:
+    """A JSON ``KeyValue`` with 64-bit ``intValue`` pairs ``{high, low}`` made decimal strings."""
+    if isinstance(kv, dict) and isinstance(kv.get("value"), dict):
+        return {**kv, "value": _json_any_value(kv["value"])}
+    return kv
+
+
+def _json_any_value(value: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value.get("intValue"), dict):
+        return {**value, "intValue": _json_int64(value["intValue"])}
+    array = value.get("arrayValue")
+    if isinstance(array, dict) and isinstance(array.get("values"), list):
+        values = [_json_any_value(v) if isinstance(v, dict) else v for v in array["values"]]
+        return {**value, "arrayValue": {**array, "values": values}}
+    kvlist = value.get("kvlistValue")
+    if isinstance(kvlist, dict) and isinstance(kvlist.get("values"), list):
+        values = [_json_key_value(kv) for kv in kvlist["values"]]
+        return {**value, "kvlistValue": {**kvlist, "values": values}}
+    return value
+
+
+def _json_int64(value: dict[str, Any]) -> Any:
+    """``{high, low, unsigned?}`` (protobuf.js Long) -> decimal string of the signed 64-bit value."""
+    try:
+        high, low = int(value["high"]), int(value["low"])
+    except (KeyError, TypeError, ValueError):
+        raise _SpanRejected(
+            "intValue: expected a number, a decimal string or {high, low}"
+        ) from None
+    number = ((high & 0xFFFFFFFF) << 32) | (low & 0xFFFFFFFF)
+    if number >= 1 << 63 and not value.get("unsigned"):
+        number -= 1 << 64
+    return str(number)
 
 
 def _json_id(value: Any, path: str, size: int) -> bytes | None:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain.events import Event
 from ..errors import Overloaded
+from ..pricing.registry import ModelRegistry
 from ..store.writes import apply_events
 
 log = logging.getLogger("tracehouse.writer")
@@ -38,8 +39,16 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, engine: Engine, *, max_queue_events: int, max_batch_events: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_queue_events: int,
+        max_batch_events: int,
+        models: ModelRegistry | None = None,
+    ) -> None:
         self._engine = engine
+        self._models = models
         self._max_queue = max_queue_events
         self._max_batch = max_batch_events
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -146,11 +155,11 @@ class Writer:
                     results.append(None)
                 else:
                     if events:
-                        apply_events(conn, events)
+                        apply_events(conn, events, self._models)
                         events = []
                     results.append(job.call(conn))
             if events:
-                apply_events(conn, events)
+                apply_events(conn, events, self._models)
         self.commits += 1
         self.events_written += sum(len(j.events) for j in jobs)
         return results

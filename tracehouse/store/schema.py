@@ -142,6 +142,12 @@ observations = Table(
     Column("output_cost", Float),
     Column("total_cost", Float),
     Column("internal_model_id", String),
+    # The pricing tier that priced the usage, and its unit prices (for display).
+    Column("pricing_tier_id", String),
+    Column("pricing_tier_name", Text),
+    Column("input_price", Float),
+    Column("output_price", Float),
+    Column("total_price", Float),
     Column("prompt_id", String),
     Column("prompt_name", Text),
     Column("prompt_version", Integer),
@@ -151,6 +157,20 @@ observations = Table(
     PrimaryKeyConstraint("project_id", "id"),
     Index(None, "project_id", "trace_id"),
     Index(None, "project_id", "start_time"),
+)
+
+# A project's own model definitions (the built-in ones ship with the package, not in the store).
+models = Table(
+    "models",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("model_name", Text, nullable=False),
+    Column("definition", JsonText, nullable=False),  # match pattern, tokenizer, pricing tiers
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "model_name"),
 )
 
 scores = Table(

@@ -200,10 +200,15 @@ def trace_metrics(
     }
     if not trace_ids:
         return out
-    obs_rows = conn.execute(
-        select(o.c.trace_id, o.c.id, o.c.start_time, o.c.end_time, o.c.total_cost)
-        .where(o.c.project_id == project_id, o.c.trace_id.in_(trace_ids))
-        .order_by(o.c.start_time)
+    # Sorted here, not with ORDER BY: SQLite would then walk the (project_id, start_time) index
+    # through the whole project instead of looking the trace ids up.
+    obs_rows = sorted(
+        conn.execute(
+            select(o.c.trace_id, o.c.id, o.c.start_time, o.c.end_time, o.c.total_cost).where(
+                o.c.project_id == project_id, o.c.trace_id.in_(trace_ids)
+            )
+        ),
+        key=lambda row: row[2],
     )
     for trace_id, obs_id, start, end, cost in obs_rows:
         m = out[trace_id]
@@ -212,12 +217,15 @@ def trace_metrics(
         last = end or start
         m["first"] = start if m["first"] is None or start < m["first"] else m["first"]
         m["last"] = last if m["last"] is None or last > m["last"] else m["last"]
-    score_rows = conn.execute(
-        select(s.c.trace_id, s.c.id)
-        .where(s.c.project_id == project_id, s.c.trace_id.in_(trace_ids))
-        .order_by(s.c.timestamp)
+    score_rows = sorted(
+        conn.execute(
+            select(s.c.trace_id, s.c.id, s.c.timestamp).where(
+                s.c.project_id == project_id, s.c.trace_id.in_(trace_ids)
+            )
+        ),
+        key=lambda row: row[2],
     )
-    for trace_id, score_id in score_rows:
+    for trace_id, score_id, _ in score_rows:
         out[trace_id]["scores"].append(score_id)
     for m in out.values():
         first, last = m.pop("first"), m.pop("last")
@@ -227,25 +235,21 @@ def trace_metrics(
 
 
 def observations_of_trace(conn: Connection, project_id: str, trace_id: str) -> list[dict[str, Any]]:
-    stmt = (
-        select(o)
-        .where(o.c.project_id == project_id, o.c.trace_id == trace_id)
-        .order_by(o.c.start_time, o.c.id)
-    )
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+    stmt = select(o).where(o.c.project_id == project_id, o.c.trace_id == trace_id)
+    rows = [dict(r) for r in conn.execute(stmt).mappings()]
+    return sorted(rows, key=lambda r: (r["start_time"], r["id"]))  # see trace_metrics
 
 
 def scores_of_traces(
     conn: Connection, project_id: str, trace_ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    stmt = (
-        select(s)
-        .where(s.c.project_id == project_id, s.c.trace_id.in_(trace_ids))
-        .order_by(s.c.timestamp, s.c.id)
+    stmt = select(s).where(s.c.project_id == project_id, s.c.trace_id.in_(trace_ids))
+    rows = sorted(  # see trace_metrics
+        (dict(r) for r in conn.execute(stmt).mappings()), key=lambda r: (r["timestamp"], r["id"])
     )
-    for r in conn.execute(stmt).mappings():
-        out[r["trace_id"]].append(dict(r))
+    for r in rows:
+        out[r["trace_id"]].append(r)
     return out
 
 

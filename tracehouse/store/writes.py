@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from ..domain.events import Event
-from ..domain.merge import Record, decode_keys, encode_keys, merge_key
+from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key, time_text
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
+from ..pricing.registry import ModelRegistry
 from .schema import TABLE_BY_KIND, sessions, traces
+from .types import UtcDateTime
 
 EntityRef = tuple[str, str]  # (project_id, entity id)
 
@@ -94,9 +97,10 @@ def _lock(conn: Connection, refs: Iterable[tuple[str, str, str]]) -> None:
 
 
 class _Merger:
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    def __init__(self, conn: Connection, now: datetime, models: ModelRegistry | None) -> None:
         self.conn = conn
         self.now = now
+        self.models = models
         self.stored: dict[str, dict[EntityRef, dict[str, Any]]] = {}
         self.records: dict[str, dict[EntityRef, Record]] = defaultdict(dict)
 
@@ -113,12 +117,13 @@ class _Merger:
                     else Record(kind)
                 )
                 self.records[kind][ref] = record
-            for event in sorted(events, key=merge_key):
+            for event in sorted(events, key=merge_key) if len(events) > 1 else events:
                 record.apply(event)
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
         out = []
         stored = self.stored.get(kind, {})
+        template: dict[str, Any] = dict.fromkeys(c.name for c in TABLE_BY_KIND[kind].columns)
         for (project_id, entity_id), record in self.records[kind].items():
             values = record.values
             derived: dict[str, Any] = {}
@@ -127,8 +132,13 @@ class _Merger:
             elif kind == "score":
                 finalize_score(values)
             else:
-                derived = finalize_observation(values)
-            row: dict[str, Any] = {c.name: None for c in TABLE_BY_KIND[kind].columns}
+                model = (
+                    self.models.match(project_id, values.get("model"))
+                    if self.models is not None
+                    else None
+                )
+                derived = finalize_observation(values, model)
+            row = dict(template)
             row.update(values)
             if kind == "observation":
                 for field, column in _OBS_PROVIDED.items():
@@ -151,7 +161,7 @@ def _fill_observation_gaps(
 ) -> None:
     """Give update-only observations a start time and trace id, as weak values a create replaces."""
     for ref, record in records.items():
-        weak = (0, first_seen[ref].strftime("%Y-%m-%dT%H:%M:%S.%f"), 0)
+        weak = (0, time_text(first_seen[ref]), 0)
         if record.values.get("start_time") is None:
             record.values["start_time"] = first_seen[ref]
             record.keys["start_time"] = weak
@@ -161,23 +171,121 @@ def _fill_observation_gaps(
         record.values.setdefault("type", "SPAN")
 
 
-def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+# The upsert of each (dialect, table), compiled once: its SQL text, whether parameters are
+# positional, and each bound column with its bind processor. Executing that SQL directly skips
+# SQLAlchemy's per-row parameter handling, which cost more than the database's own work on a
+# group commit of thousands of rows; the values go through the same type conversions.
+_UpsertSql = tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]
+_UPSERTS: dict[tuple[str, str, bool], _UpsertSql] = {}
+
+
+def _upsert_sql(conn: Connection, table: Table, update: bool) -> _UpsertSql:
+    """The insert of whole rows; on a conflict it updates (``update``) or keeps the row."""
+    dialect = conn.dialect
+    cached = _UPSERTS.get((dialect.name, table.name, update))
+    if cached is not None:
+        return cached
+    stmt = _insert(conn, table)
+    if update:
+        update_cols = {
+            c.name: stmt.excluded[c.name]
+            for c in table.columns
+            if c.name not in ("project_id", "id", "created_at")
+        }
+        stmt = stmt.on_conflict_do_update(index_elements=["project_id", "id"], set_=update_cols)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["project_id", "id"])
+    compiled = stmt.compile(dialect=dialect)
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    binds = [(name, _bind_processor(table.c[name].type, dialect)) for name in names]
+    cached = (compiled.string, bool(compiled.positional), binds)
+    _UPSERTS[(dialect.name, table.name, update)] = cached
+    return cached
+
+
+def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
+        # The text SQLAlchemy stores for a UtcDateTime on SQLite, made in one step; used only
+        # if it agrees with SQLAlchemy's own conversion.
+        samples = (datetime(2026, 1, 2, 3, 4, 5, 6, UTC), datetime(2026, 1, 2, 3, 4, 5), None)
+        if all(_sqlite_utc_text(v) == processor(v) for v in samples):
+            return _sqlite_utc_text
+    return processor  # type: ignore[no-any-return]
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not UTC and value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" of aware times
+
+
+def _upsert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, update: bool = True
+) -> None:
+    """Insert rows with every column; a row that exists is updated, or kept (``update=False``)."""
     if not rows:
         return
-    stmt = _insert(conn, table)
-    update_cols = {
-        c.name: stmt.excluded[c.name]
-        for c in table.columns
-        if c.name not in ("project_id", "id", "created_at")
-    }
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["project_id", "id"], set_=update_cols),
-        list(rows),
-    )
+    sql, positional, binds = _upsert_sql(conn, table, update)
+    if not positional:
+        conn.exec_driver_sql(
+            sql,
+            [{name: row[name] if p is None else p(row[name]) for name, p in binds} for row in rows],
+        )
+        return
+    params = [tuple(row[name] if p is None else p(row[name]) for name, p in binds) for row in rows]
+    if conn.dialect.name == "sqlite":
+        _sqlite_upsert_in_chunks(conn, sql, len(binds), params)
+    else:
+        conn.exec_driver_sql(sql, params)
 
 
-def apply_events(conn: Connection, batch: Sequence[tuple[str, Event]]) -> None:
-    """Merge (project id, event) pairs into stored rows. Runs inside the caller's transaction."""
+# SQLite: many rows per statement. sqlite3's executemany steps row by row and hands the GIL
+# back and forth for every row; under load each hand-back can wait for a thread that is
+# decoding a request, so the single writer stalled. Chunks of 2^k rows keep the number of
+# distinct statements small, so sqlite3's statement cache holds them all.
+_MAX_ROWS_PER_STATEMENT = 512
+_SQLITE_VARIABLE_LIMIT = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
+_MULTIROW_SQL: dict[tuple[str, int], str] = {}
+
+
+def _sqlite_upsert_in_chunks(
+    conn: Connection, sql: str, width: int, params: list[tuple[Any, ...]]
+) -> None:
+    row = "(" + ", ".join(["?"] * width) + ")"
+    limit = _sqlite_variable_limit(conn) // width
+    if sql.count(row) != 1 or limit < 2:
+        conn.exec_driver_sql(sql, params)
+        return
+    most = 1 << (min(limit, _MAX_ROWS_PER_STATEMENT).bit_length() - 1)
+    start = 0
+    while start < len(params):
+        size = min(most, 1 << ((len(params) - start).bit_length() - 1))
+        text = _MULTIROW_SQL.get((sql, size))
+        if text is None:
+            text = _MULTIROW_SQL[(sql, size)] = sql.replace(row, ", ".join([row] * size))
+        chunk = params[start : start + size]
+        conn.exec_driver_sql(text, tuple(value for values in chunk for value in values))
+        start += size
+
+
+def _sqlite_variable_limit(conn: Connection) -> int:
+    dbapi = conn.connection.dbapi_connection
+    getlimit = getattr(dbapi, "getlimit", None)  # Python >= 3.11
+    if getlimit is None:
+        return 999  # the oldest SQLite default
+    return min(int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)), _SQLITE_VARIABLE_LIMIT)
+
+
+def apply_events(
+    conn: Connection, batch: Sequence[tuple[str, Event]], models: ModelRegistry | None = None
+) -> None:
+    """Merge (project id, event) pairs into stored rows. Runs inside the caller's transaction.
+
+    ``models`` prices observations that name a model (None: usage and cost as provided).
+    """
     now = datetime.now(UTC)
     grouped: dict[str, dict[EntityRef, list[Event]]] = defaultdict(lambda: defaultdict(list))
     first_seen: dict[EntityRef, datetime] = {}
@@ -195,27 +303,36 @@ def apply_events(conn: Connection, batch: Sequence[tuple[str, Event]]) -> None:
                 lock_refs.add(("trace", project_id, trace_id))
     _lock(conn, lock_refs)
 
-    merger = _Merger(conn, now)
+    merger = _Merger(conn, now, models)
     if grouped.get("observation"):
         merger.merge("observation", grouped["observation"])
         _fill_observation_gaps(merger.records["observation"], first_seen)
         # Every observation implies its trace: a weak row that any trace-create overrides.
+        # Of a trace's implied events only the earliest (the first of equals) can win, as both
+        # of its fields keep their first value; so only that one is merged.
+        implied: dict[EntityRef, tuple[MergeKey, Event]] = {}
         for (project_id, _), record in merger.records["observation"].items():
             v = record.values
-            grouped["trace"][(project_id, v["trace_id"])].append(
-                Event(
-                    kind="trace",
-                    entity_id=v["trace_id"],
-                    event_id="",
-                    timestamp=v["start_time"],
-                    is_create=True,
-                    fields={
-                        "timestamp": v["start_time"],
-                        "environment": v.get("environment") or "default",
-                    },
-                    weak=True,
-                )
+            ref = (project_id, v["trace_id"])
+            earlier = implied.get(ref)
+            key = (0, time_text(v["start_time"]), 0)  # merge_key of the event below
+            if earlier is not None and earlier[0] <= key:
+                continue
+            event = Event(
+                kind="trace",
+                entity_id=v["trace_id"],
+                event_id="",
+                timestamp=v["start_time"],
+                is_create=True,
+                fields={
+                    "timestamp": v["start_time"],
+                    "environment": v.get("environment") or "default",
+                },
+                weak=True,
             )
+            implied[ref] = (key, event)
+        for ref, (_, event) in implied.items():
+            grouped["trace"][ref].append(event)
     for kind in ("trace", "score"):
         if grouped.get(kind):
             merger.merge(kind, grouped[kind])
@@ -237,6 +354,4 @@ def apply_events(conn: Connection, batch: Sequence[tuple[str, Event]]) -> None:
         for r in trace_rows
         if r.get("session_id")
     }
-    if session_rows:
-        stmt = _insert(conn, sessions).on_conflict_do_nothing(index_elements=["project_id", "id"])
-        conn.execute(stmt, list(session_rows.values()))
+    _upsert(conn, sessions, list(session_rows.values()), update=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from tracehouse.domain.environment import normalize_environment
@@ -18,7 +19,16 @@ from tracehouse.domain.environment import normalize_environment
 from . import genai, langfuse, logfire, openinference, others, vercel_ai
 from ._io import CONSUMED_KEYS, CONSUMED_PREFIXES, observation_io
 from ._model import cost_details, model_name, model_parameters, prompt_link, usage_details
-from ._span import SpanView, first_truthy, has_value, json_object, parse_time, to_text, truthy
+from ._span import (
+    SpanView,
+    first_truthy,
+    has_value,
+    json_object,
+    json_value,
+    parse_time,
+    to_text,
+    truthy,
+)
 
 __all__ = ["MappedSpan", "SpanView", "map_span"]
 
@@ -201,8 +211,14 @@ def environment(span: SpanView) -> str:
         for source in (span.attributes, span.resource):
             value = source.get(key)
             if truthy(value):
+                if isinstance(value, str):
+                    return _normalized_environment(value)
                 return normalize_environment(value)
     return normalize_environment(None)
+
+
+# Spans of one service repeat the same few environment names.
+_normalized_environment = lru_cache(maxsize=256)(normalize_environment)
 
 
 def _tags(value: Any) -> list[str]:
@@ -223,9 +239,10 @@ def _tags(value: Any) -> list[str]:
 
 
 def _carries_trace_updates(attrs: dict[str, Any]) -> bool:
-    for key in attrs:
-        if key in langfuse.TRACE_UPDATE_KEYS or key.startswith(langfuse.TRACE_UPDATE_PREFIX):
-            return True
+    if not langfuse.TRACE_UPDATE_KEYS.isdisjoint(attrs):
+        return True
+    if any(key.startswith(langfuse.TRACE_UPDATE_PREFIX) for key in attrs):
+        return True
     return any(truthy(attrs.get(k)) for k in langfuse.TRACE_UPDATE_TRUTHY_KEYS)
 
 
@@ -237,12 +254,36 @@ def _scope_metadata(span: SpanView) -> dict[str, Any]:
     }
 
 
+def _with_json_metadata_decoded(span: SpanView) -> SpanView:
+    """The span with its JSON-encoded metadata values decoded, when its producer encodes them.
+
+    The exporter's headers say so (``json_metadata``, also covering third-party spans that got
+    propagated metadata), or the span is the Python or JS SDK's own: the JS SDK and the Python
+    SDK 3.x/4.x send a value that is not a string (Python: nor an int) as JSON text and strings
+    as they are, the Python SDK >= 5 encodes strings too. Langfuse's read API parses each value
+    back. A value that is not JSON (e.g. baggage from an older upstream service) is kept as it
+    came.
+    """
+    language = span.resource.get("telemetry.sdk.language")
+    own_span = span.scope_name == langfuse.SCOPE_PREFIX and language in ("nodejs", "python")
+    if not (span.json_metadata or own_span):
+        return span
+    encoded = [key for key in span.attributes if key.startswith(langfuse.JSON_METADATA_PREFIXES)]
+    if not encoded:
+        return span
+    attrs = dict(span.attributes)
+    for key in encoded:
+        attrs[key] = json_value(attrs[key])
+    return replace(span, attributes=attrs)
+
+
 # --------------------------------------------------------------------------------------------
 # The span as a whole.
 
 
 def map_span(span: SpanView) -> MappedSpan:
     """Observation fields of a span, and the trace fields it carries (if any)."""
+    span = _with_json_metadata_decoded(span)
     attrs = span.attributes
     obs_type = observation_type(span)
     name = observation_name(span)
@@ -316,7 +357,7 @@ def _trace_fields(
         trace["name"] = obs["name"]
     for field_name, key in (("input", langfuse.TRACE_INPUT), ("output", langfuse.TRACE_OUTPUT)):
         if truthy(attrs.get(key)):
-            trace[field_name] = attrs[key]
+            trace[field_name] = json_value(attrs[key])
         elif is_root and field_name in obs:
             trace[field_name] = obs[field_name]
     trace_metadata = metadata_attributes(

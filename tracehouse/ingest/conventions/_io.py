@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from . import genai, langfuse, logfire, openinference, openllmetry, others, vercel_ai
-from ._span import SpanView, first_present, to_text, truthy
+from ._span import SpanView, first_present, json_value, to_text, truthy
 
 MAX_UNFLATTEN_SLOTS = 10_001
 
@@ -76,7 +76,7 @@ def with_system_instructions(messages: Any, instructions: Any) -> Any:
             for p in instructions
         )
     result = [{"role": "system", "content": instructions}, *parsed]
-    return json.dumps(result) if as_text else result
+    return to_text(result) if as_text else result
 
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
@@ -140,7 +140,7 @@ def _vercel_io(span: SpanView) -> IO:
         except ValueError:
             tool_calls = calls
         message = {"role": "assistant", "content": text, "tool_calls": tool_calls}
-        out = json.dumps(message)
+        out = to_text(message)
     elif truthy(text):
         out = text
     else:
@@ -186,15 +186,69 @@ def _logfire_events_io(attrs: dict[str, Any]) -> IO | None:
     return (inputs or None), (outputs[0] if outputs else None)
 
 
+def _json_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _genkit_io(attrs: dict[str, Any]) -> IO:
+    inp = _json_or_text(attrs.get(others.GENKIT_INPUT))
+    out = _json_or_text(attrs.get(others.GENKIT_OUTPUT))
+    if isinstance(inp, dict) and "messages" in inp:
+        inp = inp["messages"]
+    if isinstance(out, dict) and "message" in out:
+        out = out["message"]
+    return inp, out
+
+
+def _semantic_kernel_io(span: SpanView) -> IO | None:
+    """Legacy Semantic Kernel: prompt/completion events, their attributes read like a span's."""
+    inp = out = None
+    for name, attrs in span.events:
+        if name not in (others.SK_PROMPT_EVENT, others.SK_COMPLETION_EVENT):
+            continue
+        inner = observation_io(
+            SpanView(name=span.name, start_time=span.start_time, attributes=attrs)
+        )
+        if name == others.SK_PROMPT_EVENT and inp is None:
+            inp = inner[0] if inner[0] is not None else dict(attrs)
+        elif name == others.SK_COMPLETION_EVENT and out is None:
+            out = inner[1] if inner[1] is not None else dict(attrs)
+    return None if inp is None and out is None else (inp, out)
+
+
+_FLATTENED_IO = (
+    (genai.PROMPT_PREFIX, genai.COMPLETION_PREFIX),
+    (openinference.INPUT_MESSAGES_PREFIX, openinference.OUTPUT_MESSAGES_PREFIX),
+)
+_FLATTENED_IO_PREFIXES = tuple(prefix for pair in _FLATTENED_IO for prefix in pair)
+
+
+def _has_flattened_io(attrs: dict[str, Any]) -> bool:
+    """Any ``gen_ai.prompt*``-style key: one pass instead of one per prefix."""
+    return any(key.startswith(_FLATTENED_IO_PREFIXES) for key in attrs)
+
+
 def observation_io(span: SpanView) -> IO:
     """Input and output of the observation: the first producer that has any wins."""
     attrs = span.attributes
-    inp, out = attrs.get(langfuse.INPUT), attrs.get(langfuse.OUTPUT)
+    inp, out = json_value(attrs.get(langfuse.INPUT)), json_value(attrs.get(langfuse.OUTPUT))
     if inp is not None or out is not None:
         return inp, out
+    if span.scope_name == others.GENKIT_SCOPE:
+        return _genkit_io(attrs)
     if span.scope_name == vercel_ai.SCOPE:
         return _vercel_io(span)
-    found = _event_io(span)
+    if span.scope_name == others.FLUE_SCOPE:
+        inp = _json_or_text(first_present(attrs, others.FLUE_INPUT))
+        out = first_present(attrs, others.FLUE_OUTPUT)
+        if inp is not None or out is not None:
+            return inp, out
+    found = _event_io(span) or _semantic_kernel_io(span)
     if found is not None:
         return found
     for in_keys, out_keys in _SIMPLE_IO_STEPS:
@@ -211,10 +265,17 @@ def observation_io(span: SpanView) -> IO:
         inp, out = first_present(attrs, in_keys), first_present(attrs, out_keys)
         if inp is not None or out is not None:
             return inp, out
-    for in_prefix, out_prefix in (
-        (genai.PROMPT_PREFIX, genai.COMPLETION_PREFIX),
-        (openinference.INPUT_MESSAGES_PREFIX, openinference.OUTPUT_MESSAGES_PREFIX),
-    ):
+    if span.scope_name == others.PYDANTIC_AI_SCOPE:
+        messages = attrs.get(others.PYDANTIC_AI_MESSAGES)
+        inp = with_system_instructions(messages, attrs.get(genai.SYSTEM_INSTRUCTIONS))
+        out = attrs.get(others.PYDANTIC_AI_RESULT)
+        if inp is not None or out is not None:
+            return inp, out
+    inp = attrs.get(others.PYDANTIC_AI_TOOL_INPUT)
+    out = attrs.get(others.PYDANTIC_AI_TOOL_OUTPUT)
+    if inp is not None or out is not None:
+        return inp, out
+    for in_prefix, out_prefix in _FLATTENED_IO if _has_flattened_io(attrs) else ():
         inp = attrs[in_prefix] if in_prefix in attrs else unflatten(attrs, in_prefix)
         out = attrs[out_prefix] if out_prefix in attrs else unflatten(attrs, out_prefix)
         if inp is not None or out is not None:

@@ -57,22 +57,33 @@ def model_parameters(span: SpanView) -> dict[str, Any] | None:
         return {**params, **(own_params or {})}
     if own_params is not None:
         return own_params
+    if span.scope_name == others.GENKIT_SCOPE:
+        config = _dig(json_object(attrs.get(others.GENKIT_INPUT)), ("config",))
+        if not isinstance(config, dict):
+            config = _dig(json_object(attrs.get(others.GENKIT_OUTPUT)), ("request", "config"))
+        if isinstance(config, dict):
+            return {k: _parameter(v) for k, v in config.items()}
     for key in (openinference.INVOCATION_PARAMETERS, others.MODEL_CONFIG):
         obj = json_object(attrs.get(key))
         if obj is not None:
             return {k: _parameter(v) for k, v in obj.items()}
     params = {}
     for key, value in attrs.items():
-        for prefix in (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX):
+        if not key.startswith(_PARAMETER_PREFIXES):
+            continue
+        for prefix in _PARAMETER_PREFIXES:
             if key.startswith(prefix) and key != genai.REQUEST_MODEL:
                 params[key[len(prefix) :]] = _parameter(value)
     return params or None
 
 
+_PARAMETER_PREFIXES = (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX)
+
+
 def _generic_usage(attrs: dict[str, Any]) -> dict[str, Any]:
     collected: dict[str, Any] = {}
     for key, value in attrs.items():
-        if key == genai.COST:
+        if key == genai.COST or not key.startswith(genai.USAGE_PREFIXES):
             continue
         for prefix in genai.USAGE_PREFIXES:
             if (
@@ -149,6 +160,35 @@ def _vercel_usage(attrs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _genkit_usage(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    usage = _dig(json_object(attrs.get(others.GENKIT_OUTPUT)), ("usage",))
+    if not isinstance(usage, dict):
+        return None
+    result: dict[str, Any] = {}
+    thoughts = usage.get("thoughtsTokens")
+    thoughts = thoughts if isinstance(thoughts, (int, float)) else None
+    if isinstance(usage.get("inputTokens"), (int, float)):
+        result["input"] = usage["inputTokens"]
+    if isinstance(usage.get("outputTokens"), (int, float)):
+        result["output"] = max(0, usage["outputTokens"] - (thoughts or 0))
+    if isinstance(usage.get("totalTokens"), (int, float)):
+        result["total"] = usage["totalTokens"]
+    if thoughts is not None:
+        result["output_reasoning"] = thoughts
+    return result
+
+
+def _adk_cached_tokens(response: Any, usage: dict[str, Any]) -> None:
+    """Google ADK: the cached prompt tokens sit in the raw LLM response."""
+    if any(k in usage for k in ("input_cached_tokens", "input_cache_read")):
+        return
+    cached = _dig(json_object(response), ("usage_metadata", "cached_content_token_count"))
+    if isinstance(cached, (int, float)) and not isinstance(cached, bool) and cached > 0:
+        usage["input_cached_tokens"] = cached
+        if isinstance(usage.get("input"), (int, float)):
+            usage["input"] = max(0, usage["input"] - cached)
+
+
 def usage_details(span: SpanView) -> dict[str, int] | None:
     attrs = span.attributes
     if _is_vercel_agent(attrs):
@@ -164,8 +204,12 @@ def usage_details(span: SpanView) -> dict[str, int] | None:
                 raw = parsed if isinstance(parsed, dict) else {}
             except ValueError:
                 raw = None
+    if raw is None and span.scope_name == others.GENKIT_SCOPE:
+        raw = _genkit_usage(attrs)
     if raw is None:
         raw = _vercel_usage(attrs) if span.scope_name == vercel_ai.SCOPE else _generic_usage(attrs)
+        if others.ADK_RESPONSE in attrs:
+            _adk_cached_tokens(attrs[others.ADK_RESPONSE], raw)
     details = usage_details_from_object(raw)
     return details or None
 

@@ -25,6 +25,9 @@ class SpanView:
     status_code: int = 0
     status_message: str = ""
     has_parent: bool = False
+    # The exporter said it is the Langfuse Python SDK >= 5, which JSON-encodes every
+    # ``langfuse.{observation,trace}.metadata.<key>`` value (strings included).
+    json_metadata: bool = False
 
 
 @dataclass(slots=True)
@@ -48,8 +51,39 @@ def has_value(value: Any) -> bool:
 
 
 def to_text(value: Any) -> str:
-    """Strings as they are, anything else as compact JSON text."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    """Strings as they are, anything else as the JSON text JavaScript's ``JSON.stringify`` gives.
+
+    Langfuse stringifies attribute values in JavaScript: compact, non-ASCII characters kept, and
+    integral doubles without a fraction (``1.0`` -> ``1``).
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        return _js_number(value)
+    return json.dumps(_js_numbers(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _js_number(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return json.dumps(value)
+
+
+def _js_numbers(value: Any) -> Any:
+    """Integral floats as ints (as JavaScript prints them), through lists and objects."""
+    if type(value) is float:
+        return int(value) if value.is_integer() and abs(value) < 1e21 else value
+    if isinstance(value, list):
+        return [_js_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _js_numbers(v) for k, v in value.items()}
+    return value
 
 
 def first_truthy(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
@@ -71,6 +105,27 @@ def json_object(value: Any) -> dict[str, Any] | None:
             return None
         return parsed if isinstance(parsed, dict) else None
     return None
+
+
+def json_value(value: Any) -> Any:
+    """The value JSON text stands for; text that is not JSON (or is NaN/Infinity) unchanged.
+
+    The Langfuse SDKs send non-string values of their ``langfuse.*`` attributes as JSON text,
+    and Langfuse's read API parses such text back; decoding on the way in gives the same reads.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return _STRICT_JSON.decode(value)  # one decoder: json.loads(..., kw) builds one per call
+    except ValueError:
+        return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -66,6 +66,9 @@ TRACE_METADATA_PREFIXES = (
     "langfuse.metadata.",
     "ai.telemetry.metadata.",
 )
+# The Langfuse SDKs send values of these that are not strings as JSON text (the Python SDK from
+# 5.0 encodes strings too: "x" arrives as '"x"').
+JSON_METADATA_PREFIXES = ("langfuse.observation.metadata.", "langfuse.trace.metadata.")
 
 # Trace identity: first truthy value wins (span attributes only).
 USER_ID_KEYS = (

@@ -1,0 +1,786 @@
+"""Throughput benchmark of OTLP/HTTP trace ingestion (``POST /api/public/otel/v1/traces``).
+
+Starts a fresh tracehouse server in a subprocess (its own temporary data directory and a
+bench project with the keys ``pk-lf-bench`` / ``sk-lf-bench``), drives it with concurrent clients
+posting binary protobuf ``ExportTraceServiceRequest`` bodies, and prints figures. It never
+asserts anything.
+
+Each trace has ten spans, as an instrumented RAG request exports them: from the Langfuse SDK
+scope a root span with trace attributes (name, user, session, tags, metadata), generations with
+``langfuse.observation.type=generation``, model, parameters and usage, a retrieval span, an event
+and a guardrail; from an OpenAI instrumentation scope ``gen_ai.*`` chat/embedding/tool spans
+with model and token usage. Inputs and outputs are ~1 KB each. Every request carries fresh trace
+and span ids and times around "now".
+
+Run from the repository root::
+
+    .venv/bin/python bench/ingest_otlp.py                         # 8 clients, 20 s, SQLite
+    .venv/bin/python bench/ingest_otlp.py --clients 4 --traces-per-request 10 --duration 60
+    .venv/bin/python bench/ingest_otlp.py --spans 200000 --json
+    .venv/bin/python bench/ingest_otlp.py --gzip                  # gzip every request body
+    .venv/bin/python bench/ingest_otlp.py --database-url postgresql+psycopg://u:p@host/db
+    .venv/bin/python bench/ingest_otlp.py --dry-run               # no server: one body's shape
+    .venv/bin/python bench/ingest_otlp.py --url http://localhost:3000 \\
+        --public-key pk-lf-... --secret-key sk-lf-...             # an already running server
+
+Figures: spans/s accepted (spans sent minus the ``partial_success.rejected_spans`` of the reply),
+request latency p50/p95/p99, request count, server RSS (process + children, sampled every 0.5 s:
+idle, peak, final), server and client CPU time over the measured window, read-after-write time
+(from the reply of a request until its last trace is readable through
+``GET /api/public/traces/{id}`` with all ten observations: probed about once a second under load,
+and once for the very last reply of the run), and a data check (``meta.totalItems`` of
+``GET /api/public/traces?limit=1`` against the traces sent). The first ``--warmup`` seconds
+(default 2) are excluded from the figures.
+
+The client stays a single process and cheap: a pool of request bodies is serialised once with
+placeholder ids and times; a request only joins the fixed byte chunks with fresh ids (random
+bytes) and fixed64 times, so no protobuf work happens while the load runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gzip
+import json
+import os
+import random
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from _common import (
+    Plan,
+    ResourceMonitor,
+    Server,
+    Tally,
+    add_server_args,
+    count_traces,
+    event_loop_runner,
+    fmt,
+    latency_figures,
+    machine_facts,
+    print_errors,
+    print_latency_and_resources,
+    print_machine,
+    prose,
+    rnd,
+    run_against_server,
+    store_label,
+    wait_for_traces,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+
+OTLP_PATH = "/api/public/otel/v1/traces"
+SPANS_PER_TRACE = 10
+TEMPLATE_POOL_SIZE = 16
+PROBE_EVERY_S = 1.0
+
+# --------------------------------------------------------------------------------------------
+# Payload generation
+# --------------------------------------------------------------------------------------------
+
+
+def _value(target: AnyValue, value: Any) -> None:
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, list):
+        target.array_value.SetInParent()
+        for item in value:
+            _value(target.array_value.values.add(), item)
+    else:
+        target.string_value = str(value)
+
+
+def _attributes(attrs: dict[str, Any]) -> list[KeyValue]:
+    out = []
+    for key, value in attrs.items():
+        kv = KeyValue(key=key)
+        _value(kv.value, value)
+        out.append(kv)
+    return out
+
+
+@dataclass(frozen=True)
+class SpanShape:
+    """One span of the trace template: who its parent is, when it runs, what it carries."""
+
+    index: int
+    parent: int | None
+    scope: str  # "langfuse" or "genai"
+    name: str
+    start_ms: int
+    end_ms: int
+    attributes: dict[str, Any]
+    error: str | None = None
+
+
+def trace_shapes(rng: random.Random, index: int) -> list[SpanShape]:
+    """The ten spans of one trace (content drawn from ``rng``), root first."""
+    question, answer = prose(rng, 1000), prose(rng, 1000)
+    system, user_msg, rewrite = prose(rng, 300), prose(rng, 700), prose(rng, 1000)
+    docs = [{"id": f"doc-{rng.randrange(10**6)}", "text": prose(rng, 180)} for _ in range(5)]
+    tool_result = prose(rng, 1000)
+    in1, out1 = rng.randrange(200, 1200), rng.randrange(50, 600)
+    in2, out2 = rng.randrange(400, 2000), rng.randrange(50, 800)
+    chat_in = json.dumps(
+        [
+            {"role": "system", "parts": [{"type": "text", "content": system}]},
+            {"role": "user", "parts": [{"type": "text", "content": user_msg}]},
+        ]
+    )
+    chat_out = json.dumps(
+        [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": answer}],
+                "finish_reason": "stop",
+            }
+        ]
+    )
+    lf = "langfuse.observation."
+    return [
+        SpanShape(
+            0, None, "langfuse", "handle-request", 0, 3000,
+            {
+                "langfuse.trace.name": rng.choice(["chat-turn", "rag-query", "support-agent"]),
+                "user.id": f"user-{rng.randrange(1000):04d}",
+                "session.id": f"session-{index:03d}-{rng.randrange(10**6):06d}",
+                "langfuse.trace.tags": rng.sample(["bench", "prod", "beta", "rag", "eu"], 3),
+                "langfuse.trace.metadata.region": rng.choice(["eu-west-1", "us-east-1"]),
+                "langfuse.trace.metadata.app_version": f"1.{rng.randrange(20)}.0",
+                f"{lf}type": "span",
+                f"{lf}input": json.dumps({"question": question}),
+                f"{lf}output": json.dumps({"answer": answer}),
+            },
+        ),
+        SpanShape(
+            1, 0, "langfuse", "rewrite-query", 20, 700,
+            {
+                f"{lf}type": "generation",
+                f"{lf}model.name": "gpt-4o",
+                f"{lf}model.parameters": json.dumps({"temperature": 0.2, "max_tokens": 256}),
+                f"{lf}usage_details": json.dumps({"input": in1, "output": out1}),
+                f"{lf}input": json.dumps(
+                    [{"role": "system", "content": system}, {"role": "user", "content": user_msg}]
+                ),
+                f"{lf}output": json.dumps({"role": "assistant", "content": rewrite}),
+                f"{lf}metadata.attempt": 1,
+            },
+        ),
+        SpanShape(
+            2, 0, "langfuse", "retrieve-documents", 710, 1200,
+            {
+                f"{lf}type": "retriever",
+                f"{lf}input": json.dumps({"query": rewrite[:200], "top_k": 5}),
+                f"{lf}output": json.dumps({"documents": docs}),
+                f"{lf}metadata.index": "kb-main",
+            },
+        ),
+        SpanShape(
+            3, 2, "langfuse", "cache-miss", 715, 715,
+            {f"{lf}type": "event", f"{lf}level": "DEBUG", f"{lf}input": f'{{"key": "kb:{index}"}}'},
+        ),
+        SpanShape(
+            4, 0, "langfuse", "answer", 1210, 2800,
+            {
+                f"{lf}type": "generation",
+                f"{lf}model.name": "gpt-4o",
+                f"{lf}model.parameters": json.dumps({"temperature": 0.7, "max_tokens": 1024}),
+                f"{lf}usage_details": json.dumps({"input": in2, "output": out2}),
+                f"{lf}input": json.dumps({"question": question[:300], "documents": docs[:3]}),
+                f"{lf}output": json.dumps({"role": "assistant", "content": answer}),
+            },
+        ),
+        SpanShape(
+            5, 0, "langfuse", "guardrail-check", 2810, 2990,
+            {
+                f"{lf}type": "guardrail",
+                f"{lf}input": json.dumps({"text": answer[:500]}),
+                f"{lf}output": json.dumps({"passed": True, "checks": ["pii", "toxicity"]}),
+            },
+        ),
+        SpanShape(
+            6, 4, "genai", "chat gpt-4o", 1220, 2790,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.request.temperature": 0.7,
+                "gen_ai.request.max_tokens": 1024,
+                "gen_ai.response.id": f"chatcmpl-{rng.randrange(10**12)}",
+                "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.usage.input_tokens": in2,
+                "gen_ai.usage.output_tokens": out2,
+                "gen_ai.input.messages": chat_in,
+                "gen_ai.output.messages": chat_out,
+                "server.address": "api.openai.com",
+            },
+        ),
+        SpanShape(
+            7, 2, "genai", "embeddings text-embedding-3-small", 720, 800,
+            {
+                "gen_ai.operation.name": "embeddings",
+                "gen_ai.system": "openai",
+                "gen_ai.request.model": "text-embedding-3-small",
+                "gen_ai.usage.input_tokens": rng.randrange(20, 80),
+                "server.address": "api.openai.com",
+            },
+        ),
+        SpanShape(
+            8, 2, "genai", "execute_tool search_kb", 810, 1190,
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "search_kb",
+                "gen_ai.tool.call.id": f"call_{rng.randrange(10**9)}",
+                "gen_ai.tool.call.arguments": json.dumps({"query": rewrite[:300]}),
+                "gen_ai.tool.call.result": json.dumps({"hits": tool_result}),
+            },
+        ),
+        SpanShape(
+            9, 5, "genai", "chat gpt-4o-mini", 2820, 2980,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.request.temperature": 0.0,
+                "gen_ai.usage.input_tokens": rng.randrange(100, 400),
+                "gen_ai.usage.output_tokens": rng.randrange(1, 20),
+                "gen_ai.input.messages": json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": answer[:600]}]}]
+                ),
+                "gen_ai.output.messages": '[{"role":"assistant","parts":'
+                '[{"type":"text","content":"{\\"flagged\\": false}"}]}]',
+            },
+            error="content filter timed out" if index % 7 == 0 else None,
+        ),
+    ]  # fmt: skip
+
+
+RESOURCE = {
+    "service.name": "rag-api",
+    "service.version": "2.4.1",
+    "deployment.environment.name": "production",
+    "telemetry.sdk.language": "python",
+    "telemetry.sdk.name": "opentelemetry",
+    "telemetry.sdk.version": "1.38.0",
+    "host.name": "bench-host-1",
+}
+SCOPES = {
+    "langfuse": ("langfuse-sdk", "3.6.1", {"public_key": "pk-lf-bench"}),
+    "genai": ("opentelemetry.instrumentation.openai", "0.44.0", {}),
+}
+
+
+class RequestTemplate:
+    """A serialised request whose ids and times are placeholders, as byte chunks and slots.
+
+    ``chunks[i]`` is followed by the value of ``slots[i]`` (the last chunk by nothing). A slot is
+    ``("trace", t)``, ``("span", t, s)`` or ``("time", t, s, 0|1)`` (start/end of span ``s`` of
+    trace ``t``); ``offsets_ns`` gives each time slot's distance from the end of the request's
+    latest span.
+    """
+
+    def __init__(self, rng: random.Random, traces: list[list[SpanShape]]) -> None:
+        placeholders: dict[bytes, tuple[Any, ...]] = {}
+
+        def placeholder(size: int, slot: tuple[Any, ...]) -> bytes:
+            while True:
+                value = rng.randbytes(size)
+                if value not in placeholders and b"\x00" not in value:
+                    placeholders[value] = slot
+                    return value
+
+        request = ExportTraceServiceRequest()
+        resource_spans: ResourceSpans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(_attributes(RESOURCE))
+        scopes = {}
+        for key, (name, version, attrs) in SCOPES.items():
+            scope_spans = resource_spans.scope_spans.add()
+            scope_spans.scope.name = name
+            scope_spans.scope.version = version
+            scope_spans.scope.attributes.extend(_attributes(attrs))
+            scopes[key] = scope_spans
+        self.expected: collections.Counter[bytes] = collections.Counter()
+        self.offsets_ns: dict[tuple[Any, ...], int] = {}
+        for t, shapes in enumerate(traces):
+            trace_id = placeholder(16, ("trace", t))
+            span_ids = [placeholder(8, ("span", t, s.index)) for s in shapes]
+            # Children end first: exporters send spans in the order they end.
+            for shape in sorted(shapes, key=lambda s: s.end_ms):
+                start = placeholder(8, ("time", t, shape.index, 0))
+                end = placeholder(8, ("time", t, shape.index, 1))
+                self.offsets_ns[placeholders[start]] = (shape.start_ms - 3000) * 1_000_000
+                self.offsets_ns[placeholders[end]] = (shape.end_ms - 3000) * 1_000_000
+                span = scopes[shape.scope].spans.add(
+                    trace_id=trace_id,
+                    span_id=span_ids[shape.index],
+                    name=shape.name,
+                    kind=Span.SPAN_KIND_INTERNAL
+                    if shape.scope == "langfuse"
+                    else Span.SPAN_KIND_CLIENT,
+                    attributes=_attributes(shape.attributes),
+                )
+                # fixed64 fields: 8 bytes little-endian, so placeholders can be swapped in place.
+                span.start_time_unix_nano = struct.unpack("<Q", start)[0]
+                span.end_time_unix_nano = struct.unpack("<Q", end)[0]
+                if shape.parent is not None:
+                    span.parent_span_id = span_ids[shape.parent]
+                    self.expected[span_ids[shape.parent]] += 1
+                if shape.error:
+                    span.status.code = Status.STATUS_CODE_ERROR
+                    span.status.message = shape.error
+                self.expected.update((trace_id, span_ids[shape.index], start, end))
+        body = request.SerializeToString()
+        found: list[tuple[int, int, tuple[Any, ...]]] = []
+        for value, slot in placeholders.items():
+            at = body.find(value)
+            while at != -1:
+                found.append((at, len(value), slot))
+                at = body.find(value, at + 1)
+        counts = collections.Counter(slot for _, _, slot in found)
+        wanted = {placeholders[v]: n for v, n in self.expected.items()}
+        if counts != wanted:
+            raise ValueError("placeholder bytes collided with the payload; change --seed")
+        found.sort()
+        self.chunks: list[bytes] = []
+        self.slots: list[tuple[Any, ...]] = []
+        pos = 0
+        for at, size, slot in found:
+            if at < pos:
+                raise ValueError("overlapping placeholders; change --seed")
+            self.chunks.append(body[pos:at])
+            self.slots.append(slot)
+            pos = at + size
+        self.chunks.append(body[pos:])
+        self.traces = len(traces)
+        self.spans = sum(len(shapes) for shapes in traces)
+        self.size = len(body)
+
+    def render(self, now_ns: int) -> tuple[bytes, list[str]]:
+        """A request body with fresh ids and times ending at ``now_ns``, and its trace ids."""
+        trace_ids = [os.urandom(16) for _ in range(self.traces)]
+        span_ids: dict[tuple[Any, ...], bytes] = {}
+        pack = struct.Struct("<Q").pack
+        parts: list[bytes] = []
+        for chunk, slot in zip(self.chunks, self.slots, strict=False):
+            parts.append(chunk)
+            kind = slot[0]
+            if kind == "trace":
+                parts.append(trace_ids[slot[1]])
+            elif kind == "span":
+                value = span_ids.get(slot)
+                if value is None:
+                    value = span_ids[slot] = os.urandom(8)
+                parts.append(value)
+            else:
+                parts.append(pack(now_ns + self.offsets_ns[slot]))
+        parts.append(self.chunks[-1])
+        return b"".join(parts), [t.hex() for t in trace_ids]
+
+
+class BodyFactory:
+    """Request bodies of ``traces_per_request`` traces each, round-robin over a template pool."""
+
+    def __init__(self, traces_per_request: int, seed: int = 1) -> None:
+        rng = random.Random(seed)
+        self.pool = []
+        for i in range(TEMPLATE_POOL_SIZE):
+            traces = [
+                trace_shapes(rng, i * traces_per_request + t) for t in range(traces_per_request)
+            ]
+            self.pool.append(RequestTemplate(rng, traces))
+        self.traces_per_request = traces_per_request
+        self.spans_per_request = traces_per_request * SPANS_PER_TRACE
+        self._next = 0
+
+    def build(self) -> tuple[bytes, list[str]]:
+        template = self.pool[self._next % len(self.pool)]
+        self._next += 1
+        return template.render(time.time_ns())
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    factory = BodyFactory(args.traces_per_request, seed=args.seed)
+    body, trace_ids = factory.build()
+    request = ExportTraceServiceRequest.FromString(body)
+    spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    span_ids = [s.span_id for s in spans]
+    n = 500
+    t = time.perf_counter()
+    for _ in range(n):
+        factory.build()
+    per_request_ms = (time.perf_counter() - t) / n * 1000
+    mapped = _mapped_types(body)
+    print("dry run: one request body (nothing is sent)")
+    print(f"  traces              {len(trace_ids)} ({len({s.trace_id for s in spans})} distinct)")
+    print(f"  spans               {len(spans)}")
+    print(f"  body size           {len(body):,} bytes ({len(body) / len(spans):,.0f} B/span)")
+    print(f"  gzip size           {len(gzip.compress(body, 1)):,} bytes (level 1)")
+    print(f"  unique span ids     {len(set(span_ids)) == len(span_ids)}")
+    if mapped:
+        print("  mapped by tracehouse's decoder (observation types)")
+        for kind, count in sorted(mapped.items()):
+            print(f"    {kind:<19} {count}")
+    print(f"  build cost          {per_request_ms:.3f} ms/request (client side, {n} runs)")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dry_run": True,
+                    "traces": len(trace_ids),
+                    "spans": len(spans),
+                    "observation_types": mapped,
+                    "body_bytes": len(body),
+                    "build_ms_per_request": round(per_request_ms, 4),
+                }
+            )
+        )
+    return 0
+
+
+def _mapped_types(body: bytes) -> dict[str, int]:
+    """Observation types the server's decoder gives the body (empty if it cannot be imported)."""
+    try:
+        from tracehouse.ingest.otlp import decode_protobuf
+    except Exception:  # the bench must run without the package on the path
+        return {}
+    decoded = decode_protobuf(body)
+    kinds = collections.Counter(e.fields["type"] for e in decoded.events if e.kind == "observation")
+    kinds["(trace events)"] = sum(e.kind == "trace" for e in decoded.events)
+    kinds["(rejected spans)"] = len(decoded.rejected)
+    return dict(kinds)
+
+
+# --------------------------------------------------------------------------------------------
+# Load generation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    """Across warm-up and measured phase: what the server should hold afterwards."""
+
+    traces_sent: int = 0
+    traces_accepted: int = 0  # traces of requests answered 200 with no rejected span
+    last_reply: tuple[float, str] | None = None  # (reply time, a trace id of that request)
+
+
+@dataclass
+class ReadAfterWrite:
+    under_load_ms: list[float] = field(default_factory=list)
+    last_ms: float | None = None
+    failures: int = 0
+
+
+async def client_loop(
+    base_url: str,
+    auth: str,
+    factory: BodyFactory,
+    plan: Plan,
+    measured: Tally,
+    warm: Tally,
+    totals: Totals,
+    compress: bool,
+) -> None:
+    headers = {"Authorization": auth, "Content-Type": "application/x-protobuf"}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    timeout = httpx.Timeout(60.0)
+    n_spans = factory.spans_per_request
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+        while True:
+            start = time.perf_counter()
+            if not plan.may_send(start, n_spans):
+                return
+            body, trace_ids = factory.build()
+            if compress:
+                body = gzip.compress(body, 1)
+            tally = measured if start >= plan.warm_until else warm
+            totals.traces_sent += len(trace_ids)
+            t = time.perf_counter()
+            try:
+                r = await client.post(OTLP_PATH, content=body, headers=headers)
+                payload = r.content
+            except httpx.HTTPError as exc:
+                done = time.perf_counter()
+                tally.requests += 1
+                tally.sent += n_spans
+                tally.rejected += n_spans
+                tally.statuses[type(exc).__name__] += 1
+                tally.errors[f"transport {type(exc).__name__}: {exc}"[:200]] += 1
+                tally.last_done = done
+                await asyncio.sleep(0.05)
+                continue
+            done = time.perf_counter()
+            tally.requests += 1
+            tally.sent += n_spans
+            tally.latencies_ms.append((done - t) * 1000)
+            tally.statuses[str(r.status_code)] += 1
+            tally.last_done = done
+            if r.status_code == 200:
+                rejected = 0
+                if payload:
+                    reply = ExportTraceServiceResponse.FromString(payload)
+                    rejected = reply.partial_success.rejected_spans
+                    if rejected:
+                        tally.errors[reply.partial_success.error_message[:160]] += 1
+                tally.accepted += n_spans - rejected
+                tally.rejected += rejected
+                if not rejected:
+                    totals.traces_accepted += len(trace_ids)
+                    if totals.last_reply is None or done > totals.last_reply[0]:
+                        totals.last_reply = (done, trace_ids[-1])
+            else:
+                tally.rejected += n_spans
+                tally.errors[f"HTTP {r.status_code}: {payload[:160].decode(errors='replace')}"] += 1
+                if r.status_code == 503:
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+
+
+async def readable_after(
+    client: httpx.AsyncClient, trace_id: str, replied_at: float, timeout_s: float
+) -> float | None:
+    """Milliseconds from ``replied_at`` until the trace reads back with all its observations."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            r = await client.get(f"/api/public/traces/{trace_id}")
+            if r.status_code == 200 and len(r.json()["observations"]) >= SPANS_PER_TRACE:
+                return (time.perf_counter() - replied_at) * 1000
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        await asyncio.sleep(0.005)
+    return None
+
+
+async def probe_loop(
+    client: httpx.AsyncClient,
+    plan: Plan,
+    totals: Totals,
+    result: ReadAfterWrite,
+    timeout_s: float,
+) -> None:
+    """About once a second in the measured window: how soon is the latest reply readable?"""
+    await asyncio.sleep(max(0.0, plan.warm_until - time.perf_counter()))
+    while plan.stop_at is None or time.perf_counter() < plan.stop_at - PROBE_EVERY_S:
+        await asyncio.sleep(PROBE_EVERY_S)
+        if totals.last_reply is None:
+            continue
+        replied_at, trace_id = totals.last_reply
+        ms = await readable_after(client, trace_id, replied_at, timeout_s)
+        if ms is None:
+            result.failures += 1
+        else:
+            result.under_load_ms.append(ms)
+
+
+async def run_load(
+    args: argparse.Namespace, base_url: str, auth: str, server_pid: int | None
+) -> dict[str, Any]:
+    factory = BodyFactory(args.traces_per_request, seed=args.seed)
+    check = httpx.AsyncClient(base_url=base_url, headers={"Authorization": auth}, timeout=30.0)
+    traces_before = await count_traces(check)
+    monitor = ResourceMonitor(server_pid)
+    await monitor.start()
+
+    t0 = time.perf_counter()
+    plan = Plan(
+        warm_until=t0 + args.warmup,
+        stop_at=None if args.spans else t0 + args.warmup + args.duration,
+        budget=args.spans,
+    )
+    measured, warm, totals = Tally(), Tally(), Totals()
+    raw = ReadAfterWrite()
+    marker = asyncio.create_task(monitor.mark_after(args.warmup))
+    probe = asyncio.create_task(probe_loop(check, plan, totals, raw, args.verify_timeout))
+    clients = [
+        client_loop(base_url, auth, factory, plan, measured, warm, totals, args.gzip)
+        for _ in range(args.clients)
+    ]
+    await asyncio.gather(*clients)
+    marker.cancel()  # a run shorter than the warm-up measures from its end
+    probe.cancel()
+    elapsed = max(measured.last_done - plan.warm_until, 1e-9)
+    cpu = monitor.cpu(elapsed)
+
+    if totals.last_reply is not None:
+        replied_at, trace_id = totals.last_reply
+        raw.last_ms = await readable_after(check, trace_id, replied_at, args.verify_timeout)
+    expected = totals.traces_accepted
+    data_check = await wait_for_traces(check, traces_before, expected, args.verify_timeout)
+    await check.aclose()
+    rss = await monitor.stop()
+
+    under_load = sorted(raw.under_load_ms)
+    return {
+        "measured_s": round(elapsed, 3),
+        "requests": measured.requests,
+        "spans_sent": measured.sent,
+        "spans_accepted": measured.accepted,
+        "spans_rejected": measured.rejected,
+        "spans_per_s": round(measured.accepted / elapsed, 1),
+        "traces_per_s": round(measured.accepted / SPANS_PER_TRACE / elapsed, 1),
+        "requests_per_s": round(measured.requests / elapsed, 2),
+        "latency_ms": latency_figures(measured.latencies_ms),
+        "http_statuses": dict(measured.statuses),
+        "errors": dict(measured.errors.most_common(10)),
+        "warmup": {
+            "requests": warm.requests,
+            "spans_accepted": warm.accepted,
+            "spans_rejected": warm.rejected,
+            "errors": dict(warm.errors.most_common(5)),
+        },
+        "read_after_write_ms": {
+            "last_reply": rnd(raw.last_ms),
+            "under_load_median": rnd(under_load[len(under_load) // 2] if under_load else None),
+            "under_load_max": rnd(under_load[-1] if under_load else None),
+            "under_load_probes": len(under_load),
+            "probe_failures": raw.failures,
+        },
+        "server_rss_mib": rss,
+        "cpu_s": cpu,
+        "data_check": {
+            "traces_sent": totals.traces_sent,
+            "traces_accepted": expected,
+            **data_check,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def print_header(args: argparse.Namespace, machine: dict[str, Any], loop_name: str) -> None:
+    spans = args.traces_per_request * SPANS_PER_TRACE
+    end = f"{args.spans:,} spans" if args.spans else f"{args.duration:g} s"
+    print("tracehouse OTLP ingestion benchmark (POST /api/public/otel/v1/traces, protobuf)")
+    print_machine(machine)
+    print(
+        f"params  : {args.clients} clients x {args.traces_per_request} traces/request "
+        f"({spans} spans/request{', gzip' if args.gzip else ''}), {end} after "
+        f"{args.warmup:g} s warm-up, store: {store_label(args)}, client loop: {loop_name}"
+    )
+    sys.stdout.flush()
+
+
+def print_figures(fig: dict[str, Any]) -> None:
+    dc = fig["data_check"]
+    raw = fig["read_after_write_ms"]
+    print()
+    print("figures (measured window, warm-up excluded)")
+    print(f"  window              {fig['measured_s']:.2f} s")
+    print(f"  requests            {fig['requests']:,}  ({fig['requests_per_s']:.1f} /s)")
+    print(f"  spans accepted      {fig['spans_accepted']:,}  ({fig['spans_per_s']:,.1f} /s)")
+    print(f"  traces accepted     {fig['spans_accepted'] // SPANS_PER_TRACE:,}  ", end="")
+    print(f"({fig['traces_per_s']:,.1f} /s)")
+    print(f"  spans rejected      {fig['spans_rejected']:,}")
+    print_latency_and_resources(fig)
+    print(
+        f"  read-after-write ms last reply {fmt(raw['last_reply'])}; under load median "
+        f"{fmt(raw['under_load_median'])}, max {fmt(raw['under_load_max'])} "
+        f"({raw['under_load_probes']} probes, {raw['probe_failures']} timed out)"
+    )
+    verdict = {True: "match", False: "MISMATCH", None: "unknown"}[dc["match"]]
+    print(
+        f"  data check          traces sent {dc['traces_sent']:,} (incl. warm-up), "
+        f"accepted {dc['traces_accepted']:,}, "
+        f"server totalItems {fmt(dc['server_total_items_after'], ',')} "
+        f"(before {fmt(dc['server_total_items_before'], ',')}) -> {verdict} "
+        f"after {dc['wait_s']:.2f} s"
+    )
+    print_errors(fig["errors"] or fig["warmup"]["errors"])
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark tracehouse's OTLP/HTTP trace ingestion. Prints figures; "
+        "never asserts.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--traces-per-request", type=int, default=5, help="traces per request (x10 spans)"
+    )
+    p.add_argument(
+        "--clients", type=int, default=8, help="concurrent clients (one connection each)"
+    )
+    end = p.add_mutually_exclusive_group()
+    end.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    end.add_argument(
+        "--spans", type=int, default=None, help="measured spans to send (instead of --duration)"
+    )
+    p.add_argument("--gzip", action="store_true", help="gzip every request body (level 1)")
+    p.add_argument("--dry-run", action="store_true", help="build one body, print its shape, exit")
+    add_server_args(p)
+    args = p.parse_args(argv)
+    if args.traces_per_request < 1 or args.clients < 1:
+        p.error("--traces-per-request and --clients must be at least 1")
+    if args.spans is not None and args.spans < 1:
+        p.error("--spans must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.dry_run:
+        return dry_run(args)
+
+    machine = machine_facts()
+    runner, loop_name = event_loop_runner()
+    print_header(args, machine, loop_name)
+
+    def measure(server: Server, auth: str, server_pid: int | None) -> int:
+        figures = runner(run_load(args, server.base_url, auth, server_pid))
+        print_figures(figures)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "bench": "ingest_otlp",
+                        "machine": machine,
+                        "params": {
+                            "traces_per_request": args.traces_per_request,
+                            "spans_per_request": args.traces_per_request * SPANS_PER_TRACE,
+                            "clients": args.clients,
+                            "duration_s": None if args.spans else args.duration,
+                            "spans": args.spans,
+                            "warmup_s": args.warmup,
+                            "gzip": args.gzip,
+                            "store": "postgres" if args.database_url else "sqlite",
+                            "external_url": args.url,
+                            "client_loop": loop_name,
+                        },
+                        "server_ready_s": round(server.ready_s, 3),
+                        "figures": figures,
+                    }
+                )
+            )
+        return 0
+
+    return run_against_server(args, measure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
