@@ -12,6 +12,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import json
 import os
 import platform
 import random
@@ -37,6 +38,7 @@ ORG_ID = "bench-org"
 PROJECT_ID = "bench-project"
 PUBLIC_KEY = "pk-lf-bench"
 SECRET_KEY = "sk-lf-bench"
+SEED_KEYS_FILE = "bench-keys.json"  # written by bench/seed.py into a SQLite data dir
 RSS_SAMPLE_S = 0.5
 MIB = 1024 * 1024
 
@@ -108,20 +110,27 @@ class Server:
         return "\n".join(text[-lines:])
 
 
-def start_server(database_url: str | None) -> Server:
-    """``tracehouse serve`` in a fresh temp data dir with the bench project and keys."""
+def start_server(database_url: str | None, data_dir: Path | None = None) -> Server:
+    """``tracehouse serve`` with the bench project and keys, in a fresh temp data dir.
+
+    With ``data_dir`` (an already seeded store, see ``bench/seed.py``) the server uses that
+    folder as it is: no init variables, and only the temp dir with the log is removed at the end.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     port = free_port()
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.update(
-        TRACEHOUSE_DATA_DIR=str(workdir / "data"),
-        LANGFUSE_INIT_ORG_ID=ORG_ID,
-        LANGFUSE_INIT_PROJECT_ID=PROJECT_ID,
-        LANGFUSE_INIT_PROJECT_PUBLIC_KEY=PUBLIC_KEY,
-        LANGFUSE_INIT_PROJECT_SECRET_KEY=SECRET_KEY,
+        TRACEHOUSE_DATA_DIR=str(data_dir or workdir / "data"),
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
     )
+    if data_dir is None:
+        env.update(
+            LANGFUSE_INIT_ORG_ID=ORG_ID,
+            LANGFUSE_INIT_PROJECT_ID=PROJECT_ID,
+            LANGFUSE_INIT_PROJECT_PUBLIC_KEY=PUBLIC_KEY,
+            LANGFUSE_INIT_PROJECT_SECRET_KEY=SECRET_KEY,
+        )
     if database_url:
         env["DATABASE_URL"] = database_url
     log_path = workdir / "server.log"
@@ -182,20 +191,40 @@ def stop_server(server: Server) -> str:
     return how
 
 
-def add_server_args(p: argparse.ArgumentParser) -> None:
-    """Options every benchmark has: the store, an external server, output, timeouts."""
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds excluded from the figures")
+def add_server_args(p: argparse.ArgumentParser, *, load: bool = True) -> None:
+    """Options every benchmark has: the store, an external server, output, timeouts.
+
+    ``load``: the options of benchmarks that send data (warm-up, payload seed, data check).
+    """
+    if load:
+        p.add_argument(
+            "--warmup", type=float, default=2.0, help="seconds excluded from the figures"
+        )
     p.add_argument("--database-url", default=None, help="passed to the server as DATABASE_URL")
     p.add_argument("--json", action="store_true", help="also print one JSON line with all figures")
-    p.add_argument("--seed", type=int, default=1, help="seed of the payload template pool")
+    if load:
+        p.add_argument("--seed", type=int, default=1, help="seed of the payload template pool")
     p.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for health")
-    p.add_argument(
-        "--verify-timeout", type=float, default=30.0, help="seconds to wait for traces to show up"
-    )
+    if load:
+        p.add_argument(
+            "--verify-timeout",
+            type=float,
+            default=30.0,
+            help="seconds to wait for traces to show up",
+        )
     p.add_argument("--url", default=None, help="use a running server instead of starting one")
     p.add_argument("--public-key", default=PUBLIC_KEY, help="with --url")
     p.add_argument("--secret-key", default=SECRET_KEY, help="with --url")
     p.add_argument("--server-pid", type=int, default=None, help="with --url: pid for RSS/CPU")
+
+
+def seeded_keys(data_dir: Path, project_id: str = PROJECT_ID) -> tuple[str, str] | None:
+    """The key pair ``bench/seed.py`` created for ``project_id`` in ``data_dir``, if any."""
+    path = data_dir / SEED_KEYS_FILE
+    if not path.exists():
+        return None
+    entry = json.loads(path.read_text()).get(project_id)
+    return (entry["public_key"], entry["secret_key"]) if entry else None
 
 
 def store_label(args: argparse.Namespace) -> str:
@@ -207,16 +236,21 @@ def store_label(args: argparse.Namespace) -> str:
 
 
 def run_against_server(
-    args: argparse.Namespace, measure: Callable[[Server, str, int | None], int]
+    args: argparse.Namespace,
+    measure: Callable[[Server, str, int | None], int],
+    data_dir: Path | None = None,
 ) -> int:
-    """Start a server (or use ``--url``), call ``measure(server, auth, pid)``, then stop it."""
-    server = Server(args.url.rstrip("/")) if args.url else start_server(args.database_url)
-    if args.url:
-        server_pid = args.server_pid
+    """Start a server (or use ``--url``), call ``measure(server, auth, pid)``, then stop it.
+
+    ``data_dir``: serve that seeded folder, authenticating with ``--public-key/--secret-key``.
+    """
+    url = args.url.rstrip("/") if args.url else None
+    server = Server(url) if url else start_server(args.database_url, data_dir)
+    if args.url or data_dir is not None:
         auth = basic_auth(args.public_key, args.secret_key)
     else:
-        server_pid = server.pid
         auth = basic_auth(PUBLIC_KEY, SECRET_KEY)
+    server_pid = args.server_pid if args.url else server.pid
     try:
         try:
             wait_ready(server, args.startup_timeout)

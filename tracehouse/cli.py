@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 import click
 
@@ -30,6 +32,10 @@ def _print_keys(keys: CreatedKeys) -> None:
     sys.stdout.flush()
 
 
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="tracehouse")
 def main() -> None:
@@ -54,6 +60,9 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     click.echo(
         f"tracehouse {__version__} on http://{settings.host}:{settings.port} — store: {_store_name(settings)}"
     )
+    # uvicorn stops gracefully on SIGTERM (in-flight requests answered, then the lifespan drains
+    # the writer) and then re-raises the signal; exit 0 then instead of dying by SIGTERM.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.host,

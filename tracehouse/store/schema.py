@@ -155,8 +155,10 @@ observations = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("project_id", "id"),
-    Index(None, "project_id", "trace_id"),
+    # A trace's observations come in time order straight from the index (detail, v2 by trace).
+    Index(None, "project_id", "trace_id", "start_time", "id"),
     Index(None, "project_id", "start_time"),
+    Index(None, "project_id", "type", "start_time", "id"),  # lists of one type (generations)
 )
 
 # A project's own model definitions (the built-in ones ship with the package, not in the store).
