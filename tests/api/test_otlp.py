@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import threading
 
+from fastapi.testclient import TestClient
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -14,7 +17,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from tests.conftest import Project
 from tests.contract import assert_response_matches
+from tracehouse.app import create_app
+from tracehouse.config import Settings
 
 URL = "/api/public/otel/v1/traces"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
@@ -180,8 +186,6 @@ def _partial(r) -> tuple[int, str]:
 
 
 def _fresh_ids() -> tuple[bytes, bytes]:
-    import os
-
     return os.urandom(16), os.urandom(8)
 
 
@@ -341,14 +345,6 @@ def test_every_attribute_value_type_is_stored_faithfully(project):
 
 def test_overloaded_writer_answers_503_with_retry_after(tmp_path):
     """A full writer queue is a 503 + Retry-After (OTLP exporters and the SDKs retry on it)."""
-    import threading
-
-    from fastapi.testclient import TestClient
-
-    from tests.conftest import Project
-    from tracehouse.app import create_app
-    from tracehouse.config import Settings
-
     settings = Settings(data_dir=tmp_path, writer_queue_events=5)
     with TestClient(create_app(settings)) as client:
         project = Project(client)

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .definitions import ModelDefinition, parse_model
+from .definitions import ModelDefinition, parse_datetime, parse_model
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -25,9 +25,7 @@ def _condition(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stamp(value: str | None) -> datetime:
-    if not value:
-        return _EPOCH
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return parse_datetime(value, "created_at/updated_at") if value else _EPOCH
 
 
 def parse_builtin_table(table: dict[str, Any]) -> tuple[ModelDefinition, ...]:

@@ -137,7 +137,8 @@ class ModelDefinition:
         return self.matcher.search(model) is not None
 
 
-def _datetime(value: Any, path: str) -> datetime:
+def parse_datetime(value: Any, path: str) -> datetime:
+    """An ISO-8601 date-time (or a datetime) as aware UTC; a 400 naming ``path`` otherwise."""
     if isinstance(value, datetime):
         parsed = value
     else:
@@ -314,7 +315,7 @@ def parse_model(
     pattern = body.get("matchPattern")
     matcher = compile_pattern(pattern, "matchPattern")
     start_date = body.get("startDate")
-    start = None if start_date is None else _datetime(start_date, "startDate")
+    start = None if start_date is None else parse_datetime(start_date, "startDate")
     unit = body.get("unit")
     if unit is not None and unit not in USAGE_UNITS:
         raise InvalidInput("unit", f"must be one of {', '.join(USAGE_UNITS)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -13,9 +12,8 @@ from .schema import models
 
 
 def _definition(row: Any) -> ModelDefinition:
-    body = row.definition if isinstance(row.definition, dict) else json.loads(row.definition)
     return parse_model(
-        body,
+        row.definition,  # JsonText: already the parsed object
         project_id=row.project_id,
         model_id=row.id,
         now=row.created_at,

@@ -186,18 +186,9 @@ def _logfire_events_io(attrs: dict[str, Any]) -> IO | None:
     return (inputs or None), (outputs[0] if outputs else None)
 
 
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _genkit_io(attrs: dict[str, Any]) -> IO:
-    inp = _json_or_text(attrs.get(others.GENKIT_INPUT))
-    out = _json_or_text(attrs.get(others.GENKIT_OUTPUT))
+    inp = json_value(attrs.get(others.GENKIT_INPUT))
+    out = json_value(attrs.get(others.GENKIT_OUTPUT))
     if isinstance(inp, dict) and "messages" in inp:
         inp = inp["messages"]
     if isinstance(out, dict) and "message" in out:
@@ -244,7 +235,7 @@ def observation_io(span: SpanView) -> IO:
     if span.scope_name == vercel_ai.SCOPE:
         return _vercel_io(span)
     if span.scope_name == others.FLUE_SCOPE:
-        inp = _json_or_text(first_present(attrs, others.FLUE_INPUT))
+        inp = json_value(first_present(attrs, others.FLUE_INPUT))
         out = first_present(attrs, others.FLUE_OUTPUT)
         if inp is not None or out is not None:
             return inp, out
