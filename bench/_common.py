@@ -110,36 +110,44 @@ class Server:
         return "\n".join(text[-lines:])
 
 
-def start_server(database_url: str | None, data_dir: Path | None = None) -> Server:
+def start_server(
+    database_url: str | None,
+    data_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
     """``tracehouse serve`` with the bench project and keys, in a fresh temp data dir.
 
     With ``data_dir`` (an already seeded store, see ``bench/seed.py``) the server uses that
     folder as it is: no init variables, and only the temp dir with the log is removed at the end.
+    ``env``: extra environment variables for the server, applied last (e.g. ``REDIS_URL``,
+    ``TRACEHOUSE_WORKERS``).
     """
     workdir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     port = free_port()
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.update(
+    server_env = dict(os.environ)
+    server_env.pop("DATABASE_URL", None)
+    server_env.update(
         TRACEHOUSE_DATA_DIR=str(data_dir or workdir / "data"),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), server_env.get("PYTHONPATH")) if p),
     )
     if data_dir is None:
-        env.update(
+        server_env.update(
             LANGFUSE_INIT_ORG_ID=ORG_ID,
             LANGFUSE_INIT_PROJECT_ID=PROJECT_ID,
             LANGFUSE_INIT_PROJECT_PUBLIC_KEY=PUBLIC_KEY,
             LANGFUSE_INIT_PROJECT_SECRET_KEY=SECRET_KEY,
         )
     if database_url:
-        env["DATABASE_URL"] = database_url
+        server_env["DATABASE_URL"] = database_url
+    if env:
+        server_env.update(env)
     log_path = workdir / "server.log"
     cmd = [sys.executable, "-m", "tracehouse", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,
-            env=env,
+            env=server_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -46,6 +46,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import struct
 import sys
 import time
@@ -496,8 +497,13 @@ async def client_loop(
     warm: Tally,
     totals: Totals,
     compress: bool,
+    path: str = OTLP_PATH,
 ) -> None:
-    headers = {"Authorization": auth, "Content-Type": "application/x-protobuf"}
+    """Posts bodies until ``plan`` says stop. ``auth`` may be empty (a server without auth);
+    ``path`` lets other benchmarks point the same loop at another OTLP endpoint."""
+    headers = {"Content-Type": "application/x-protobuf"}
+    if auth:
+        headers["Authorization"] = auth
     if compress:
         headers["Content-Encoding"] = "gzip"
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -515,7 +521,7 @@ async def client_loop(
             totals.traces_sent += len(trace_ids)
             t = time.perf_counter()
             try:
-                r = await client.post(OTLP_PATH, content=body, headers=headers)
+                r = await client.post(path, content=body, headers=headers)
                 payload = r.content
             except httpx.HTTPError as exc:
                 done = time.perf_counter()
@@ -664,6 +670,113 @@ async def run_load(
 
 
 # --------------------------------------------------------------------------------------------
+# The machine's raw limit
+# --------------------------------------------------------------------------------------------
+
+
+def raw_limits(factory: BodyFactory, seconds: float) -> dict[str, Any]:
+    """What this machine does at best, single-threaded, with the same data and no server.
+
+    * protobuf decode: ``ExportTraceServiceRequest.FromString`` of the same request bodies,
+      touching every span (the floor under any OTLP decoder in Python);
+    * SQLite insert: the observations of those bodies as plain rows (ids, times, type, name,
+      model, input/output/metadata JSON text of the same size, usage figures) in a table with
+      tracehouse's observation columns and indexes, 5,000 rows per transaction, WAL, the same
+      pragmas; no merging, pricing or upserts.
+    """
+    import sqlite3
+    import tempfile
+
+    bodies = [factory.build()[0] for _ in range(len(factory.pool))]
+    spans_per_body = factory.spans_per_request
+    n = 0
+    t0 = time.process_time()
+    while time.process_time() - t0 < seconds:
+        for body in bodies:
+            request = ExportTraceServiceRequest.FromString(body)
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        _ = span.span_id, span.attributes
+            n += spans_per_body
+    decode_rate = n / (time.process_time() - t0)
+
+    rows = _equivalent_rows(bodies)
+    folder = tempfile.mkdtemp(prefix="tracehouse-raw-")
+    conn = sqlite3.connect(os.path.join(folder, "raw.db"), isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
+        conn.execute(f"PRAGMA {pragma}")
+    columns = list(rows[0])
+    conn.execute(f"CREATE TABLE observations ({', '.join(columns)}, PRIMARY KEY (project_id, id))")
+    for index in ("trace_id, start_time, id", "type, start_time, id", "start_time"):
+        name = "ix_" + index.replace(", ", "_")
+        conn.execute(f"CREATE INDEX {name} ON observations (project_id, {index})")
+    sql = f"INSERT INTO observations VALUES ({', '.join('?' * len(columns))})"
+    values = [tuple(r.values()) for r in rows]
+    inserted, batch, serial = 0, 5000, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        conn.execute("BEGIN")
+        chunk = []
+        for i in range(batch):
+            row = values[i % len(values)]
+            serial += 1
+            chunk.append((row[0], f"{serial:016x}", *row[2:]))
+        conn.executemany(sql, chunk)
+        conn.execute("COMMIT")
+        inserted += batch
+    insert_rate = inserted / (time.perf_counter() - t0)
+    conn.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "protobuf_decode_spans_per_s": round(decode_rate),
+        "sqlite_insert_rows_per_s": round(insert_rate),
+        "row_bytes": round(sum(len(str(v)) for v in values[0])),
+    }
+
+
+def _equivalent_rows(bodies: list[bytes]) -> list[dict[str, Any]]:
+    """Plain observation rows with the content of the bodies' spans."""
+    rows = []
+    for body in bodies:
+        request = ExportTraceServiceRequest.FromString(body)
+        for rs in request.resource_spans:
+            resource = {kv.key: kv.value.string_value for kv in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    attrs = {kv.key: kv.value for kv in span.attributes}
+
+                    def text(*keys: str, attrs: dict[str, Any] = attrs) -> str | None:
+                        for key in keys:
+                            if key in attrs:
+                                return attrs[key].string_value or None
+                        return None
+
+                    rows.append(
+                        {
+                            "project_id": "bench",
+                            "id": span.span_id.hex(),
+                            "trace_id": span.trace_id.hex(),
+                            "type": text("langfuse.observation.type") or "span",
+                            "name": span.name,
+                            "start_time": str(span.start_time_unix_nano),
+                            "end_time": str(span.end_time_unix_nano),
+                            "parent_observation_id": span.parent_span_id.hex() or None,
+                            "model": text(
+                                "langfuse.observation.model.name", "gen_ai.request.model"
+                            ),
+                            "input": text("langfuse.observation.input", "gen_ai.input.messages"),
+                            "output": text("langfuse.observation.output", "gen_ai.output.messages"),
+                            "metadata": json.dumps({"resourceAttributes": resource}),
+                            "usage_details": text("langfuse.observation.usage_details"),
+                            "environment": "production",
+                            "level": "DEFAULT",
+                        }
+                    )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------
 
@@ -706,7 +819,46 @@ def print_figures(fig: dict[str, Any]) -> None:
         f"(before {fmt(dc['server_total_items_before'], ',')}) -> {verdict} "
         f"after {dc['wait_s']:.2f} s"
     )
+    disk = fig.get("disk")
+    if disk:
+        print(
+            f"  bytes on disk       {disk['bytes_per_span']:,.0f} per span "
+            f"(store {disk['store_bytes'] / 2**20:,.1f} MiB incl. WAL, {disk['spans']:,} spans); "
+            f"wire {disk['wire_bytes_per_span']:,.0f} per span (protobuf)"
+        )
+    limit = fig.get("raw_limit")
+    if limit:
+        rate = fig["spans_per_s"]
+        print("raw limit of this machine (same data, one thread, no server)")
+        print(
+            f"  protobuf decode     {limit['protobuf_decode_spans_per_s']:,} spans/s  "
+            f"-> ingest is {rate / limit['protobuf_decode_spans_per_s']:.1%} of it"
+        )
+        print(
+            f"  SQLite insert       {limit['sqlite_insert_rows_per_s']:,} rows/s "
+            f"(~{limit['row_bytes']:,} B/row)  -> ingest is "
+            f"{rate / limit['sqlite_insert_rows_per_s']:.1%} of it"
+        )
     print_errors(fig["errors"] or fig["warmup"]["errors"])
+
+
+def disk_figures(server: Server, fig: dict[str, Any]) -> dict[str, Any] | None:
+    """Size of the started server's SQLite store (database + WAL) per span it holds."""
+    if server.workdir is None or not (server.workdir / "data").is_dir():
+        return None
+    folder = server.workdir / "data"
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.name.startswith("tracehouse.db"))
+    spans = fig["data_check"]["traces_accepted"] * SPANS_PER_TRACE
+    if not spans:
+        return None
+    factory = BodyFactory(1)
+    wire = sum(t.size for t in factory.pool) / sum(t.spans for t in factory.pool)
+    return {
+        "store_bytes": size,
+        "spans": spans,
+        "bytes_per_span": size / spans,
+        "wire_bytes_per_span": wire,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -733,6 +885,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--gzip", action="store_true", help="gzip every request body (level 1)")
     p.add_argument("--dry-run", action="store_true", help="build one body, print its shape, exit")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes of the started server (serve --workers)",
+    )
+    p.add_argument(
+        "--raw-limit",
+        type=float,
+        default=3.0,
+        help="seconds spent on each raw-limit measurement after the load (0: skip)",
+    )
     add_server_args(p)
     args = p.parse_args(argv)
     if args.traces_per_request < 1 or args.clients < 1:
@@ -747,12 +911,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return dry_run(args)
 
+    if args.workers > 1:
+        os.environ["TRACEHOUSE_WORKERS"] = str(args.workers)  # read by the started server
     machine = machine_facts()
     runner, loop_name = event_loop_runner()
     print_header(args, machine, loop_name)
 
     def measure(server: Server, auth: str, server_pid: int | None) -> int:
         figures = runner(run_load(args, server.base_url, auth, server_pid))
+        figures["disk"] = disk_figures(server, figures)
+        if args.raw_limit > 0:
+            figures["raw_limit"] = raw_limits(
+                BodyFactory(args.traces_per_request, seed=args.seed), args.raw_limit
+            )
         print_figures(figures)
         if args.json:
             print(
@@ -771,6 +942,7 @@ def main(argv: list[str] | None = None) -> int:
                             "store": "postgres" if args.database_url else "sqlite",
                             "external_url": args.url,
                             "client_loop": loop_name,
+                            "workers": args.workers,
                         },
                         "server_ready_s": round(server.ready_s, 3),
                         "figures": figures,

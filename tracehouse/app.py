@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -17,7 +17,7 @@ from . import __version__
 from .api import health, ingestion, models, observations, otlp, scores, sessions, traces
 from .api.deps import Services, json_response
 from .auth.keys import Authenticator
-from .config import Settings
+from .config import ConfigError, Settings
 from .errors import TracehouseError
 from .ingest.pipeline import Writer
 from .pricing.builtin import builtin_models
@@ -25,6 +25,9 @@ from .pricing.registry import ModelRegistry
 from .services.bootstrap import CreatedKeys, initialize
 from .store import models as model_store
 from .store.db import make_engine, migrate
+
+if TYPE_CHECKING:
+    from .ingest.stream import StreamWriter
 
 log = logging.getLogger("tracehouse")
 
@@ -66,12 +69,33 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one ``serve --workers N`` process: settings from the environment only."""
+    return create_app(Settings())
+
+
+def _stream_writer(settings: Settings, writer: Writer) -> StreamWriter:
+    try:
+        from .ingest.stream import StreamWriter
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            f"REDIS_URL needs the redis client ({exc}): pip install 'tracehouse[scale]'"
+        ) from exc
+    return StreamWriter(settings, writer)
+
+
 def create_app(
     settings: Settings,
     *,
     on_keys_created: Callable[[CreatedKeys], Any] | None = None,
 ) -> FastAPI:
-    """Build the app. The lifespan migrates, initialises, then starts the writer — in that order."""
+    """Build the app. The lifespan migrates, initialises, then starts the writer — in that order.
+
+    With ``settings.redis_url`` (scale-out profile) accepted events go to a Redis Stream that
+    ``tracehouse worker`` processes commit; other writes still run on the in-process writer.
+    Raises ``ConfigError`` for settings that cannot work together (Redis without PostgreSQL).
+    """
+    settings.check()
     engine = make_engine(settings)
     model_registry = ModelRegistry(builtin_models(), model_store.loader(engine))
     writer = Writer(
@@ -80,10 +104,12 @@ def create_app(
         max_batch_events=settings.writer_batch_events,
         models=model_registry,
     )
+    stream = _stream_writer(settings, writer) if settings.redis_url else None
     services = Services(
         settings=settings,
         engine=engine,
-        writer=writer,
+        writer=stream or writer,
+        stream=stream,
         authenticator=Authenticator(engine),
         models=model_registry,
     )
@@ -100,6 +126,9 @@ def create_app(
             writer.start()
             # Stopping drains the queue: everything already accepted is committed first.
             stack.callback(writer.stop)
+            if stream is not None:
+                await stream.start()
+                stack.push_async_callback(stream.stop)
             yield
 
     app = FastAPI(

@@ -15,6 +15,10 @@ def _default_data_dir() -> Path:
     return Path.home() / ".tracehouse"
 
 
+class ConfigError(ValueError):
+    """Settings that cannot work together; the message says what to change."""
+
+
 class Settings(BaseSettings):
     """Every knob of a tracehouse process. Field docs are the user-facing documentation."""
 
@@ -31,6 +35,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRACEHOUSE_DATABASE_URL", "DATABASE_URL"),
         description="postgresql://… switches the whole store to PostgreSQL; unset = embedded SQLite.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="API processes `serve` runs (each decodes requests in parallel; on SQLite "
+        "their writers take turns through a lock file, on PostgreSQL they write side by side).",
+    )
     max_body_bytes: int = Field(
         4_718_592, description="Largest accepted request body in bytes (413 above it)."
     )
@@ -39,9 +49,54 @@ class Settings(BaseSettings):
         description="Events that may wait for the writer; beyond this ingestion answers 503 + Retry-After.",
     )
     writer_batch_events: int = Field(
-        5_000, description="Most events the writer commits in one transaction."
+        5_000,
+        description="Most events the writer (or a stream worker) commits in one transaction.",
     )
-    auto_migrate: bool = Field(True, description="Apply database migrations when `serve` starts.")
+    auto_migrate: bool = Field(
+        True, description="Apply database migrations when `serve` (or `worker`) starts."
+    )
+
+    # Scale-out profile: API processes append to a Redis Stream, `tracehouse worker` commits.
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TRACEHOUSE_REDIS_URL", "REDIS_URL"),
+        description="redis://… makes ingestion append each accepted request to a Redis Stream "
+        "that `tracehouse worker` processes commit to PostgreSQL (needs DATABASE_URL).",
+    )
+    stream_name: str = Field(
+        "tracehouse:ingest",
+        description="Redis Stream key of the ingest log (dead letters go to `<name>:dead`).",
+    )
+    stream_max_backlog: int = Field(
+        10_000,
+        ge=1,
+        description="Requests that may wait in the stream for a worker; beyond this ingestion "
+        "answers 503 + Retry-After.",
+    )
+    worker_batch_entries: int = Field(
+        100,
+        ge=1,
+        description="Most stream entries (requests) a worker reads at once and commits in one "
+        "transaction (split further to stay within `writer_batch_events` events).",
+    )
+    worker_reclaim_idle_ms: int = Field(
+        30_000,
+        ge=1,
+        description="A worker takes over entries another consumer read but has not acknowledged "
+        "for this long (a crashed or killed worker).",
+    )
+    worker_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Deliveries of an entry that keeps failing before it moves to the dead-letter "
+        "stream.",
+    )
+    worker_commit_delay_ms: int = Field(
+        0,
+        ge=0,
+        description="Testing aid: a worker waits this long between reading a batch and committing "
+        "it (simulates a slow database).",
+    )
 
     # Headless initialisation, with Langfuse's variable names; applied idempotently at every start.
     init_org_id: str | None = Field(None, validation_alias="LANGFUSE_INIT_ORG_ID")
@@ -57,6 +112,19 @@ class Settings(BaseSettings):
     init_user_email: str | None = Field(None, validation_alias="LANGFUSE_INIT_USER_EMAIL")
     init_user_name: str | None = Field(None, validation_alias="LANGFUSE_INIT_USER_NAME")
     init_user_password: str | None = Field(None, validation_alias="LANGFUSE_INIT_USER_PASSWORD")
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` for settings that cannot work together."""
+        if self.redis_url:
+            url = self.database_url or ""
+            if not url.startswith(("postgresql", "postgres:")):
+                raise ConfigError(
+                    "REDIS_URL is set, but the scale-out profile (Redis Stream + workers) needs "
+                    "PostgreSQL: set DATABASE_URL=postgresql://… as well, or unset REDIS_URL to "
+                    "run on "
+                    + ("the embedded SQLite store" if not url else "this database")
+                    + " with the in-process writer."
+                )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -216,16 +216,21 @@ def _env(data_dir: Path, database_url: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A real `tracehouse serve`; killed on the way out if the test left it running."""
+def serving(
+    env: dict[str, str], log_path: Path, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real `tracehouse serve` (in its own process group, so that a kill reaches all of its
+    processes); killed on the way out if the test left it running."""
     port = free_port()
+    cmd = [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)]
     with log_path.open("a") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
+            [*cmd, "--workers", str(workers)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -233,7 +238,7 @@ def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, subproce
         yield url, proc
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -319,13 +324,15 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         gen.close()
 
 
-def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path, database_url):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path, database_url, workers):
     env = _env(tmp_path, database_url)
     log = tmp_path / "server.log"
-    with serving(env, log) as (url, proc), Load(url) as load:
-        # Kill once a good amount was acknowledged, while the clients keep posting.
+    with serving(env, log, workers) as (url, proc), Load(url) as load:
+        # Kill once a good amount was acknowledged, while the clients keep posting; with
+        # several API processes, all of them at once (the whole process group).
         load.wait_for_acknowledged(300)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     requests = load.sent
     acknowledged = [s for s in requests if s.outcome == "acknowledged"]
@@ -343,16 +350,18 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path, database_url):
         assert len(traces) == len(requests)
         assert len(observations) == len(requests) * SPANS_PER_REQUEST
     print(
-        f"\nSIGKILL ({database_url and 'postgres' or 'sqlite'}): {len(requests)} requests, {outcomes}, "
+        f"\nSIGKILL ({database_url and 'postgres' or 'sqlite'}, {workers} processes): "
+        f"{len(requests)} requests, {outcomes}, "
         f"{len(acknowledged) * SPANS_PER_REQUEST} acknowledged observations verified, "
         f"{len(retried)} re-sent, {len(observations)} observations stored once"
     )
 
 
-def test_sigterm_drains_in_flight_requests_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_in_flight_requests_and_exits_cleanly(tmp_path, workers):
     env = _env(tmp_path, None)
     log = tmp_path / "server.log"
-    with serving(env, log) as (url, proc):
+    with serving(env, log, workers) as (url, proc):
         with Load(url) as load:
             load.wait_for_acknowledged(50)
             proc.send_signal(signal.SIGTERM)
@@ -368,3 +377,46 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(tmp_path):
         retry_unanswered(url, requests)
         assert check_stored_exactly_once(url, requests) == {s.trace_id for s in requests}
     print(f"\nSIGTERM: {len(requests)} requests, {outcomes}")
+
+
+def test_processes_sharing_one_sqlite_file_merge_updates_of_the_same_entities(tmp_path):
+    """Two API processes, each with its own writer, take turns on one SQLite file: updates of
+    the same observations sent over many connections (spread over both processes) all land."""
+    env = _env(tmp_path, None)
+    trace_id, ids = new_id(), [new_id() for _ in range(30)]
+    created = [
+        event("trace-create", {"id": trace_id, "name": "shared"}),
+        *(event("span-create", {"id": i, "traceId": trace_id, "name": "s"}) for i in ids),
+    ]
+    fields = ["output", "statusMessage", "version", "level"]
+    values = {"output": {"o": 1}, "statusMessage": "m", "version": "v2", "level": "WARNING"}
+
+    def update(field_name: str) -> None:
+        with _client(url) as client:
+            for obs_id in ids:  # one request per observation: many group commits
+                body = {
+                    "batch": [event("span-update", {"id": obs_id, field_name: values[field_name]})]
+                }
+                r = client.post("/api/public/ingestion", json=body)
+                assert r.status_code == 207 and not r.json()["errors"], r.text
+
+    with serving(env, tmp_path / "server.log", workers=2) as (url, proc):
+        with _client(url) as client:
+            r = client.post("/api/public/ingestion", json={"batch": created})
+            assert r.status_code == 207 and not r.json()["errors"], r.text
+        threads = [threading.Thread(target=update, args=(f,)) for f in fields for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        with _client(url) as client:
+            observations = {
+                o["id"]: o
+                for o in _all(client, "/api/public/observations")
+                if o["traceId"] == trace_id
+            }
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    assert set(observations) == set(ids)
+    for o in observations.values():
+        assert {f: o[f] for f in fields} == values, o

@@ -240,6 +240,24 @@ def test_observation_without_trace_id_gets_a_trace(project):
     assert trace["observations"] == [oid]
 
 
+def test_update_without_trace_id_of_a_stored_observation_keeps_its_trace(project):
+    """The update names only the observation: it must not imply a second, made-up trace."""
+    tid, oid = new_id(), new_id()
+    project.ingest(
+        event("trace-create", {"id": tid, "name": "t"}),
+        event("span-create", {"id": oid, "traceId": tid, "name": "s"}),
+    )
+    r = project.post(
+        "/api/public/ingestion",
+        json={"batch": [event("span-update", {"id": oid, "output": {"o": 1}}, at=1)]},
+    )
+    assert r.status_code == 207 and r.json()["errors"] == [], r.text
+    (trace,) = project.get("/api/public/traces").json()["data"]
+    assert trace["id"] == tid and trace["observations"] == [oid]
+    observation = project.get(f"/api/public/observations/{oid}").json()
+    assert observation["traceId"] == tid and observation["output"] == {"o": 1}
+
+
 def test_legacy_usage_fields_are_normalised_to_usage_details(project):
     tid = new_id()
     o1, o2, o3 = new_id(), new_id(), new_id()

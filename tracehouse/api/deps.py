@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import anyio
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..auth.keys import Authenticator, Principal
 from ..config import Settings
+from ..domain.events import Event
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
-from ..ingest.pipeline import Writer
 from ..pricing.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from ..ingest.stream import StreamWriter
+
+
+class WritePath(Protocol):
+    """Where handlers send writes: the in-process ``Writer`` or, scaled out, a ``StreamWriter``."""
+
+    async def write(self, project_id: str, events: Sequence[Event]) -> None:
+        """Store (or durably log) the events of one request; returns once accepted."""
+
+    async def run(self, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in a database transaction (deletes and other writes)."""
 
 
 @dataclass
@@ -25,9 +39,10 @@ class Services:
 
     settings: Settings
     engine: Engine
-    writer: Writer
+    writer: WritePath
     authenticator: Authenticator
     models: ModelRegistry
+    stream: StreamWriter | None = None  # the Redis Stream ingest log (scale-out profile)
 
 
 def get_services(request: Request) -> Services:

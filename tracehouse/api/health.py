@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -21,11 +23,28 @@ async def health() -> Response:
 
 @router.get("/api/public/ready")
 async def ready(services: ServicesDep) -> Response:
-    if await anyio.to_thread.run_sync(is_reachable, services.engine):
-        return json_response({"status": "OK", "version": __version__})
+    """503 when the store (or, scaled out, the Redis ingest log) is unreachable. Scaled out, the
+    reply also says how many requests wait in the stream, how many of those workers hold, and
+    how many workers the consumer group knows."""
+    if not await anyio.to_thread.run_sync(is_reachable, services.engine):
+        return _unavailable("The store is not reachable")
+    body: dict[str, Any] = {"status": "OK", "version": __version__}
+    if services.stream is not None:
+        try:
+            status = await services.stream.status()
+        except Exception:
+            return _unavailable("The ingest log (Redis) is not reachable")
+        body.update(
+            ingestBacklog=status["backlog"],
+            ingestPending=status["pending"],
+            ingestWorkers=status["consumers"],
+        )
+    return json_response(body)
+
+
+def _unavailable(message: str) -> Response:
     return json_response(
-        {"status": "unavailable", "version": __version__, "message": "The store is not reachable"},
-        status_code=503,
+        {"status": "unavailable", "version": __version__, "message": message}, status_code=503
     )
 
 

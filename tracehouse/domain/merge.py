@@ -11,7 +11,7 @@ order — without keeping that history.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -71,11 +71,26 @@ def time_text(ts: datetime) -> str:
 
     Fixed width, so that text order is time order. isoformat writes it several times faster
     than strftime (without the UTC offset it appends to aware times); strftime does not pad
-    years before 1000, so those take the slow path.
+    years before 1000, so those take the slow path. One write asks for the text of the same
+    UTC time several times (event order, implied trace, stored column), so UTC times are
+    remembered (a bounded memo: cleared when full).
     """
+    if ts.tzinfo is UTC:
+        text = _UTC_TEXTS.get(ts)
+        if text is not None:
+            return text
     if ts.year < 1000:
         return ts.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return ts.isoformat(timespec="microseconds")[:26]
+    text = ts.isoformat(timespec="microseconds")[:26]
+    if ts.tzinfo is UTC:
+        if len(_UTC_TEXTS) >= _UTC_TEXTS_MAX:
+            _UTC_TEXTS.clear()
+        _UTC_TEXTS[ts] = text
+    return text
+
+
+_UTC_TEXTS: dict[datetime, str] = {}
+_UTC_TEXTS_MAX = 65_536
 
 
 def deep_merge(older: Any, newer: Any) -> Any:

@@ -5,29 +5,48 @@ queued up while the previous transaction ran, merges and commits it, then answer
 request. So throughput grows with load (group commit), and a request is answered only after its
 data is committed ("accepted means durable"). When too much is waiting, new work is refused
 with 503 + Retry-After instead of queueing without bound.
+
+With several ``serve`` processes on one SQLite file, each process has its writer; they take
+turns through an exclusive lock on a file beside the database (``flock``, which wakes the next
+waiter at once, where SQLite's own busy handler would poll with sleeps). Merging, pricing and
+encoding rows happen before the lock is taken, so the processes do that part side by side and
+hold the lock only to look up stored rows and write.
+
+On SQLite, commits only append to the write-ahead log; a checkpointer thread copies the log
+into the database file (and syncs it) in the background whenever it has grown past
+``CHECKPOINT_WAL_BYTES``, so that work never delays a commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one process per SQLite file
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.events import Event
 from ..errors import Overloaded
 from ..pricing.registry import ModelRegistry
-from ..store.writes import apply_events
+from ..store.writes import PreparedBatch, commit_prepared, prepare_events
 
 log = logging.getLogger("tracehouse.writer")
 
 _STOP = object()
+CHECKPOINT_WAL_BYTES = 32 * 2**20
+_CHECKPOINT_POLL_S = 1.0
 
 
 @dataclass
@@ -57,14 +76,28 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.events_written = 0
+        self._lock_path = _sqlite_lock_path(engine)
+        self._lock_fd: int | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_wake = threading.Event()
+        self._stopping = threading.Event()
+        self.checkpoints = 0
 
     @property
     def pending_events(self) -> int:
         return self._pending
 
     def start(self) -> None:
+        if self._lock_path is not None and fcntl is not None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
         self._thread.start()
+        if self._lock_path is not None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="tracehouse-checkpointer", daemon=True
+            )
+            self._checkpointer.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish everything queued, then stop."""
@@ -73,6 +106,14 @@ class Writer:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        self._stopping.set()
+        self._checkpoint_wake.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout)
+            self._checkpointer = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _enqueue(self, job: _Job) -> Future[Any]:
         with self._lock:
@@ -146,23 +187,72 @@ class Writer:
             self._resolve(job, result)
 
     def _transaction(self, jobs: list[_Job]) -> list[Any]:
-        results: list[Any] = []
-        with self._engine.begin() as conn:
-            events: list[tuple[str, Event]] = []
-            for job in jobs:
-                if job.call is None:
-                    events.extend(job.events)
-                    results.append(None)
-                else:
-                    if events:
-                        apply_events(conn, events, self._models)
-                        events = []
-                    results.append(job.call(conn))
+        # Consecutive event jobs form one prepared segment; calls run between segments, in order.
+        steps: list[PreparedBatch | _Job] = []
+        events: list[tuple[str, Event]] = []
+        dialect = self._engine.dialect
+        for job in jobs:
+            if job.call is None:
+                events.extend(job.events)
+                continue
             if events:
-                apply_events(conn, events, self._models)
+                steps.append(prepare_events(events, self._models, dialect))
+                events = []
+            steps.append(job)
+        if events:
+            steps.append(prepare_events(events, self._models, dialect))
+        with self._exclusive(), self._engine.begin() as conn:
+            if self._checkpointer is not None:
+                # No checkpoint inside this commit: the checkpointer thread does it.
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            called = {}
+            for step in steps:
+                if isinstance(step, PreparedBatch):
+                    commit_prepared(conn, step, self._models)
+                else:
+                    assert step.call is not None
+                    called[id(step)] = step.call(conn)
         self.commits += 1
         self.events_written += sum(len(j.events) for j in jobs)
-        return results
+        self._checkpoint_wake.set()
+        return [called.get(id(job)) for job in jobs]
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the SQLite write-ahead log into the database once it has grown large.
+
+        PASSIVE never waits for, nor blocks, the writer or readers; frames still in use are
+        left for the next round. At stop, one last checkpoint leaves a small log behind.
+        """
+        assert self._lock_path is not None
+        wal = self._lock_path.removesuffix(".writer-lock") + "-wal"
+        while True:
+            self._checkpoint_wake.wait(_CHECKPOINT_POLL_S)
+            self._checkpoint_wake.clear()
+            stopping = self._stopping.is_set()
+            try:
+                if stopping or os.path.getsize(wal) >= CHECKPOINT_WAL_BYTES:
+                    with self._engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.checkpoints += 1
+            except FileNotFoundError:
+                pass
+            except Exception:
+                log.exception("WAL checkpoint failed; will try again")
+            if stopping:
+                return
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the cross-process writer lock (SQLite); nothing to hold on PostgreSQL."""
+        fd = self._lock_fd
+        if fd is None or fcntl is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @staticmethod
     def _resolve(job: _Job, result: Any) -> None:
@@ -173,3 +263,13 @@ class Writer:
     def _fail(job: _Job, exc: Exception) -> None:
         if not job.future.done():
             job.future.set_exception(exc)
+
+
+def _sqlite_lock_path(engine: Engine) -> str | None:
+    """The writers' lock file beside an SQLite database file (None: not a file database)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + ".writer-lock"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
 from ..pricing.registry import ModelRegistry
 from .schema import TABLE_BY_KIND, sessions, traces
-from .types import UtcDateTime
+from .types import JsonText, UtcDateTime, dump_json
 
 EntityRef = tuple[str, str]  # (project_id, entity id)
 
@@ -39,10 +41,6 @@ _OBS_DERIVED = {
 # from the final figures.
 _OBS_PROVIDED = {"usage_details": "provided_usage_details", "cost_details": "provided_cost_details"}
 _CHUNK = 400
-
-
-def _insert(conn: Connection, table: Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _row_to_fields(kind: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +95,11 @@ def _lock(conn: Connection, refs: Iterable[tuple[str, str, str]]) -> None:
 
 
 class _Merger:
-    def __init__(self, conn: Connection, now: datetime, models: ModelRegistry | None) -> None:
+    """Folds grouped events into records, on top of stored rows when it has a connection."""
+
+    def __init__(
+        self, conn: Connection | None, now: datetime, models: ModelRegistry | None
+    ) -> None:
         self.conn = conn
         self.now = now
         self.models = models
@@ -105,7 +107,9 @@ class _Merger:
         self.records: dict[str, dict[EntityRef, Record]] = defaultdict(dict)
 
     def merge(self, kind: str, grouped: dict[EntityRef, list[Event]]) -> None:
-        stored = _load(self.conn, kind, [r for r in grouped if r not in self.records[kind]])
+        stored: dict[EntityRef, dict[str, Any]] = {}
+        if self.conn is not None:
+            stored = _load(self.conn, kind, [r for r in grouped if r not in self.records[kind]])
         self.stored.setdefault(kind, {}).update(stored)
         for ref, events in grouped.items():
             record = self.records[kind].get(ref)
@@ -120,8 +124,8 @@ class _Merger:
             for event in sorted(events, key=merge_key) if len(events) > 1 else events:
                 record.apply(event)
 
-    def rows(self, kind: str) -> list[dict[str, Any]]:
-        out = []
+    def rows(self, kind: str) -> dict[EntityRef, dict[str, Any]]:
+        out = {}
         stored = self.stored.get(kind, {})
         template: dict[str, Any] = dict.fromkeys(c.name for c in TABLE_BY_KIND[kind].columns)
         for (project_id, entity_id), record in self.records[kind].items():
@@ -152,7 +156,7 @@ class _Merger:
                 created_at=previous["created_at"] if previous else self.now,
                 updated_at=self.now,
             )
-            out.append(row)
+            out[(project_id, entity_id)] = row
         return out
 
 
@@ -172,20 +176,39 @@ def _fill_observation_gaps(
 
 
 # The upsert of each (dialect, table), compiled once: its SQL text, whether parameters are
-# positional, and each bound column with its bind processor. Executing that SQL directly skips
-# SQLAlchemy's per-row parameter handling, which cost more than the database's own work on a
-# group commit of thousands of rows; the values go through the same type conversions.
-_UpsertSql = tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]
+# positional, the bound column names in order, and (position, converter) for the columns whose
+# values need a conversion. Executing that SQL directly skips SQLAlchemy's per-row parameter
+# handling, which cost more than the database's own work on a group commit of thousands of rows;
+# the values go through the same conversions as the column types' own.
+@dataclass(frozen=True)
+class _UpsertSql:
+    sql: str
+    positional: bool
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def params(self, row: dict[str, Any]) -> list[Any]:
+        values = list(map(row.get, self.names))
+        for i, convert in self.converters:
+            value = values[i]
+            if value is not None:
+                values[i] = convert(value)
+        return values
+
+
 _UPSERTS: dict[tuple[str, str, bool], _UpsertSql] = {}
 
 
 def _upsert_sql(conn: Connection, table: Table, update: bool) -> _UpsertSql:
+    return _upsert_sql_for(conn.dialect, table, update)
+
+
+def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
     """The insert of whole rows; on a conflict it updates (``update``) or keeps the row."""
-    dialect = conn.dialect
     cached = _UPSERTS.get((dialect.name, table.name, update))
     if cached is not None:
         return cached
-    stmt = _insert(conn, table)
+    stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
     if update:
         update_cols = {
             c.name: stmt.excluded[c.name]
@@ -196,27 +219,42 @@ def _upsert_sql(conn: Connection, table: Table, update: bool) -> _UpsertSql:
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=["project_id", "id"])
     compiled = stmt.compile(dialect=dialect)
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    binds = [(name, _bind_processor(table.c[name].type, dialect)) for name in names]
-    cached = (compiled.string, bool(compiled.positional), binds)
+    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+    converters = []
+    for i, name in enumerate(names):
+        convert = _converter(table.c[name].type, dialect)
+        if convert is not None:
+            converters.append((i, convert))
+    cached = _UpsertSql(compiled.string, bool(compiled.positional), names, tuple(converters))
     _UPSERTS[(dialect.name, table.name, update)] = cached
     return cached
 
 
-def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The conversion of a non-null value bound to a column of ``type_``; None: as it is.
+
+    JSON and UTC-time columns get a direct function, used only where it gives what the column
+    type's own bind processing gives; other types keep SQLAlchemy's processor.
+    """
     processor = type_.dialect_impl(dialect).bind_processor(dialect)
-    if isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
-        # The text SQLAlchemy stores for a UtcDateTime on SQLite, made in one step; used only
-        # if it agrees with SQLAlchemy's own conversion.
-        samples = (datetime(2026, 1, 2, 3, 4, 5, 6, UTC), datetime(2026, 1, 2, 3, 4, 5), None)
-        if all(_sqlite_utc_text(v) == processor(v) for v in samples):
-            return _sqlite_utc_text
+    if processor is None:
+        return None
+    fast: Callable[[Any], Any] | None = None
+    if isinstance(type_, JsonText):
+        fast = dump_json
+        samples: tuple[Any, ...] = ({"a": [1, 2.5, "x"]}, "text", 3, [None, True])
+    elif isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
+        fast = _sqlite_utc_text
+        samples = (datetime(2026, 1, 2, 3, 4, 5, 6, UTC), datetime(2026, 1, 2, 3, 4, 5))
+    if fast is not None and all(fast(v) == processor(v) for v in samples):
+        return fast
     return processor  # type: ignore[no-any-return]
 
 
-def _sqlite_utc_text(value: datetime | None) -> str | None:
-    if value is None:
-        return None
+def _sqlite_utc_text(value: datetime) -> str:
+    if value.tzinfo is UTC and value.year >= 1000:
+        text = time_text(value)  # remembered: the same times are written several times
+        return text[:10] + " " + text[11:]
     if value.tzinfo is not UTC and value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" of aware times
@@ -228,18 +266,21 @@ def _upsert(
     """Insert rows with every column; a row that exists is updated, or kept (``update=False``)."""
     if not rows:
         return
-    sql, positional, binds = _upsert_sql(conn, table, update)
-    if not positional:
-        conn.exec_driver_sql(
-            sql,
-            [{name: row[name] if p is None else p(row[name]) for name, p in binds} for row in rows],
-        )
+    upsert = _upsert_sql(conn, table, update)
+    _upsert_params(conn, upsert, [upsert.params(row) for row in rows])
+
+
+def _upsert_params(conn: Connection, upsert: _UpsertSql, params: list[list[Any]]) -> None:
+    if not params:
         return
-    params = [tuple(row[name] if p is None else p(row[name]) for name, p in binds) for row in rows]
+    if not upsert.positional:
+        names = upsert.names
+        conn.exec_driver_sql(upsert.sql, [dict(zip(names, p, strict=True)) for p in params])
+        return
     if conn.dialect.name == "sqlite":
-        _sqlite_upsert_in_chunks(conn, sql, len(binds), params)
+        _sqlite_upsert_in_chunks(conn, upsert.sql, len(upsert.names), params)
     else:
-        conn.exec_driver_sql(sql, params)
+        conn.exec_driver_sql(upsert.sql, [tuple(p) for p in params])
 
 
 # SQLite: many rows per statement. sqlite3's executemany steps row by row and hands the GIL
@@ -252,12 +293,12 @@ _MULTIROW_SQL: dict[tuple[str, int], str] = {}
 
 
 def _sqlite_upsert_in_chunks(
-    conn: Connection, sql: str, width: int, params: list[tuple[Any, ...]]
+    conn: Connection, sql: str, width: int, params: list[list[Any]]
 ) -> None:
     row = "(" + ", ".join(["?"] * width) + ")"
     limit = _sqlite_variable_limit(conn) // width
     if sql.count(row) != 1 or limit < 2:
-        conn.exec_driver_sql(sql, params)
+        conn.exec_driver_sql(sql, [tuple(p) for p in params])
         return
     most = 1 << (min(limit, _MAX_ROWS_PER_STATEMENT).bit_length() - 1)
     start = 0
@@ -267,7 +308,7 @@ def _sqlite_upsert_in_chunks(
         if text is None:
             text = _MULTIROW_SQL[(sql, size)] = sql.replace(row, ", ".join([row] * size))
         chunk = params[start : start + size]
-        conn.exec_driver_sql(text, tuple(value for values in chunk for value in values))
+        conn.exec_driver_sql(text, tuple(itertools.chain.from_iterable(chunk)))
         start += size
 
 
@@ -279,14 +320,26 @@ def _sqlite_variable_limit(conn: Connection) -> int:
     return min(int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)), _SQLITE_VARIABLE_LIMIT)
 
 
-def apply_events(
-    conn: Connection, batch: Sequence[tuple[str, Event]], models: ModelRegistry | None = None
-) -> None:
-    """Merge (project id, event) pairs into stored rows. Runs inside the caller's transaction.
+@dataclass
+class PreparedBatch:
+    """A batch of events merged among themselves, before any stored row is looked at.
 
-    ``models`` prices observations that name a model (None: usage and cost as provided).
+    Most events create new entities (an OTLP span arrives whole, once), so the rows merged here
+    are usually final; ``commit_prepared`` then only checks that and writes them. The expensive
+    part, merging, pricing and encoding, happens here, outside the transaction and outside
+    the lock that serialises writers.
     """
-    now = datetime.now(UTC)
+
+    now: datetime
+    grouped: dict[str, dict[EntityRef, list[Event]]]
+    first_seen: dict[EntityRef, datetime]
+    lock_refs: set[tuple[str, str, str]]
+    rows: dict[str, dict[EntityRef, dict[str, Any]]]
+    observation_params: list[list[Any]] | None = None
+    dialect: str | None = None
+
+
+def _group(batch: Sequence[tuple[str, Event]]) -> PreparedBatch:
     grouped: dict[str, dict[EntityRef, list[Event]]] = defaultdict(lambda: defaultdict(list))
     first_seen: dict[EntityRef, datetime] = {}
     lock_refs: set[tuple[str, str, str]] = set()
@@ -301,46 +354,143 @@ def apply_events(
             trace_id = event.fields.get("trace_id")
             if trace_id:
                 lock_refs.add(("trace", project_id, trace_id))
-    _lock(conn, lock_refs)
+    return PreparedBatch(datetime.now(UTC), grouped, first_seen, lock_refs, {})
 
-    merger = _Merger(conn, now, models)
+
+def _merge_all(prepared: PreparedBatch, merger: _Merger) -> None:
+    """Merge every kind of the batch (observations first: they imply their traces)."""
+    grouped = prepared.grouped
     if grouped.get("observation"):
         merger.merge("observation", grouped["observation"])
-        _fill_observation_gaps(merger.records["observation"], first_seen)
-        # Every observation implies its trace: a weak row that any trace-create overrides.
-        # Of a trace's implied events only the earliest (the first of equals) can win, as both
-        # of its fields keep their first value; so only that one is merged.
-        implied: dict[EntityRef, tuple[MergeKey, Event]] = {}
-        for (project_id, _), record in merger.records["observation"].items():
-            v = record.values
-            ref = (project_id, v["trace_id"])
-            earlier = implied.get(ref)
-            key = (0, time_text(v["start_time"]), 0)  # merge_key of the event below
-            if earlier is not None and earlier[0] <= key:
-                continue
-            event = Event(
-                kind="trace",
-                entity_id=v["trace_id"],
-                event_id="",
-                timestamp=v["start_time"],
-                is_create=True,
-                fields={
-                    "timestamp": v["start_time"],
-                    "environment": v.get("environment") or "default",
-                },
-                weak=True,
-            )
-            implied[ref] = (key, event)
-        for ref, (_, event) in implied.items():
-            grouped["trace"][ref].append(event)
+        _fill_observation_gaps(merger.records["observation"], prepared.first_seen)
+        _add_implied_traces(merger.records["observation"], grouped)
     for kind in ("trace", "score"):
         if grouped.get(kind):
             merger.merge(kind, grouped[kind])
 
-    trace_rows = merger.rows("trace")
+
+def _add_implied_traces(
+    records: dict[EntityRef, Record], grouped: dict[str, dict[EntityRef, list[Event]]]
+) -> None:
+    """Every observation implies its trace: a weak row that any trace-create overrides.
+
+    Of a trace's implied events only the earliest (the first of equals) can win, as both of its
+    fields keep their first value; so only that one is merged.
+    """
+    implied: dict[EntityRef, tuple[MergeKey, Event]] = {}
+    for (project_id, _), record in records.items():
+        v = record.values
+        ref = (project_id, v["trace_id"])
+        earlier = implied.get(ref)
+        key = (0, time_text(v["start_time"]), 0)  # merge_key of the event below
+        if earlier is not None and earlier[0] <= key:
+            continue
+        event = Event(
+            kind="trace",
+            entity_id=v["trace_id"],
+            event_id="",
+            timestamp=v["start_time"],
+            is_create=True,
+            fields={
+                "timestamp": v["start_time"],
+                "environment": v.get("environment") or "default",
+            },
+            weak=True,
+        )
+        implied[ref] = (key, event)
+    traces_grouped = grouped["trace"]
+    for ref, (_, event) in implied.items():
+        traces_grouped[ref].append(event)
+
+
+def prepare_events(
+    batch: Sequence[tuple[str, Event]],
+    models: ModelRegistry | None = None,
+    dialect: Dialect | None = None,
+) -> PreparedBatch:
+    """Merge (project id, event) pairs among themselves, as if nothing were stored yet.
+
+    Needs no connection; with ``dialect`` the observation rows are also encoded as statement
+    parameters. ``commit_prepared`` finishes the job against the store.
+    """
+    prepared = _group(batch)
+    merger = _Merger(None, prepared.now, models)
+    _merge_all(prepared, merger)
+    for kind in ("trace", "observation", "score"):
+        prepared.rows[kind] = merger.rows(kind)
+    if dialect is not None and prepared.rows["observation"]:
+        upsert = _upsert_sql_for(dialect, TABLE_BY_KIND["observation"], True)
+        prepared.observation_params = [
+            upsert.params(row) for row in prepared.rows["observation"].values()
+        ]
+        prepared.dialect = dialect.name
+    return prepared
+
+
+def commit_prepared(
+    conn: Connection, prepared: PreparedBatch, models: ModelRegistry | None = None
+) -> None:
+    """Store a prepared batch in the caller's transaction, merging with what is stored.
+
+    New observations (the usual case) are written as prepared. If any observation of the batch
+    is already stored, the whole batch is merged again on top of the stored rows. Traces and
+    scores that exist are merged again one by one.
+    """
+    _lock(conn, prepared.lock_refs)
+    observations = prepared.grouped.get("observation")
+    if observations and _load(conn, "observation", observations):
+        _merge_with_stored(conn, prepared, models)
+        return
+    merger = _Merger(conn, prepared.now, models)
+    for kind in ("trace", "score"):
+        grouped = prepared.grouped.get(kind)
+        if not grouped:
+            continue
+        stored = _load(conn, kind, grouped)
+        if stored:
+            merger.stored[kind] = stored
+            for ref, row in stored.items():
+                record = Record(kind, _row_to_fields(kind, row), decode_keys(row["merge_keys"]))
+                events = grouped[ref]
+                for event in sorted(events, key=merge_key) if len(events) > 1 else events:
+                    record.apply(event)
+                merger.records[kind][ref] = record
+            prepared.rows[kind].update(merger.rows(kind))
+    params = prepared.observation_params if prepared.dialect == conn.dialect.name else None
+    _write_rows(conn, prepared, params)
+
+
+def _merge_with_stored(
+    conn: Connection, prepared: PreparedBatch, models: ModelRegistry | None
+) -> None:
+    # Drop the implied trace events of the first pass: they are derived again below (a trace
+    # that only the first pass implied, e.g. a made-up trace id, is dropped as a whole).
+    traces_grouped = prepared.grouped.get("trace", {})
+    for ref, events in list(traces_grouped.items()):
+        kept = [e for e in events if not e.weak]
+        if kept:
+            traces_grouped[ref] = kept
+        else:
+            del traces_grouped[ref]
+    merger = _Merger(conn, prepared.now, models)
+    _merge_all(prepared, merger)
+    for kind in ("trace", "observation", "score"):
+        prepared.rows[kind] = merger.rows(kind)
+    _write_rows(conn, prepared, None)
+
+
+def _write_rows(
+    conn: Connection, prepared: PreparedBatch, observation_params: list[list[Any]] | None
+) -> None:
+    trace_rows = list(prepared.rows["trace"].values())
     _upsert(conn, traces, trace_rows)
-    _upsert(conn, TABLE_BY_KIND["observation"], merger.rows("observation"))
-    _upsert(conn, TABLE_BY_KIND["score"], merger.rows("score"))
+    if observation_params is not None:
+        _upsert_params(
+            conn, _upsert_sql(conn, TABLE_BY_KIND["observation"], True), observation_params
+        )
+    else:
+        _upsert(conn, TABLE_BY_KIND["observation"], list(prepared.rows["observation"].values()))
+    _upsert(conn, TABLE_BY_KIND["score"], list(prepared.rows["score"].values()))
 
     session_rows = {
         (r["project_id"], r["session_id"]): {
@@ -349,9 +499,19 @@ def apply_events(
             "environment": r["environment"],
             "bookmarked": False,
             "public": False,
-            "created_at": now,
+            "created_at": prepared.now,
         }
         for r in trace_rows
         if r.get("session_id")
     }
     _upsert(conn, sessions, list(session_rows.values()), update=False)
+
+
+def apply_events(
+    conn: Connection, batch: Sequence[tuple[str, Event]], models: ModelRegistry | None = None
+) -> None:
+    """Merge (project id, event) pairs into stored rows. Runs inside the caller's transaction.
+
+    ``models`` prices observations that name a model (None: usage and cost as provided).
+    """
+    commit_prepared(conn, prepare_events(batch, models, conn.dialect), models)

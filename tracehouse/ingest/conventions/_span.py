@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 
 @dataclass(slots=True)
 class SpanView:
@@ -99,10 +101,7 @@ def json_object(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return None
+        parsed = json_value(value)
         return parsed if isinstance(parsed, dict) else None
     return None
 
@@ -115,6 +114,11 @@ def json_value(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses integers beyond 64 bits, which JSON allows: the standard library decides.
     try:
         return _STRICT_JSON.decode(value)  # one decoder: json.loads(..., kw) builds one per call
     except ValueError:

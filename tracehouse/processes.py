@@ -1,0 +1,95 @@
+"""`serve --workers N`: several API processes on one port, each with its own listening socket.
+
+uvicorn's own ``workers=`` shares one listening socket between the processes, and whichever
+process wakes first accepts: under load a few busy keep-alive connections pile up on one
+process while the other idles. Here every process binds the port itself with ``SO_REUSEPORT``,
+so the kernel spreads new connections across them evenly (Linux, BSD, macOS). Where the option
+does not exist, uvicorn's shared-socket workers are used instead.
+
+The parent only supervises: it starts the processes, restarts one that dies unexpectedly, and on
+SIGTERM/SIGINT passes the signal on and waits until every process has drained and exited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger("tracehouse.processes")
+
+_RESTART_PAUSE_S = 1.0
+
+
+def reuse_port_supported() -> bool:
+    return hasattr(socket, "SO_REUSEPORT")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve_one(config_kwargs: dict[str, Any]) -> None:
+    """One API process: its own socket on the shared port, the app from the environment."""
+    import uvicorn
+
+    config = uvicorn.Config("tracehouse.app:app_from_environment", factory=True, **config_kwargs)
+    server = uvicorn.Server(config)
+    sock = _bind(config.host, config.port)
+    server.run(sockets=[sock])
+
+
+def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
+    """Run ``workers`` API processes until SIGTERM/SIGINT; returns the exit code for the parent."""
+    context = multiprocessing.get_context("spawn")
+    # Bind once in the parent too: a port in use fails here, at once, with a clear error.
+    probe = _bind(config_kwargs["host"], config_kwargs["port"])
+    stopping = False
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_serve_one, args=(config_kwargs,), daemon=False)
+        process.start()
+        return process
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    processes = [start() for _ in range(workers)]
+    probe.close()  # the processes hold the port now
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, process in enumerate(processes):
+                if not process.is_alive() and not stopping:
+                    log.error(
+                        "API process %s exited with code %s; starting a new one",
+                        process.pid,
+                        process.exitcode,
+                    )
+                    time.sleep(_RESTART_PAUSE_S)
+                    processes[i] = start()
+        for process in processes:
+            process.join()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if all(p.exitcode in (0, -signal.SIGTERM) for p in processes) else 1
