@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         "their writers take turns through a lock file, on PostgreSQL they write side by side).",
     )
     max_body_bytes: int = Field(
-        4_718_592, description="Largest accepted request body in bytes (413 above it)."
+        16 * 2**20,
+        description="Largest accepted request body in bytes, after gzip inflation (413 above "
+        "it). Room for a generation with a multi-megabyte input.",
     )
     writer_queue_events: int = Field(
         200_000,

@@ -409,7 +409,7 @@ def test_empty_batch_is_a_207_with_nothing(project):
 
 
 def test_body_over_the_limit_is_a_413(project):
-    big = "x" * 5_000_000
+    big = "x" * 17_000_000  # the default limit is 16 MiB
     r = project.ingest(event("trace-create", {"id": new_id(), "input": big}))
     assert r.status_code == 413
     assert r.json()["message"]

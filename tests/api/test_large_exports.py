@@ -1,13 +1,18 @@
-"""Exports of hundreds of spans: the writer stores them in several multi-row statements."""
+"""Large requests: exports of hundreds of spans (stored in several multi-row statements), and
+single values of several megabytes."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import random
+import string
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.contract import assert_response_matches
+from tests.factories import event, new_id
 
 URL = "/api/public/otel/v1/traces"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
@@ -108,3 +113,66 @@ def test_sending_a_large_export_twice_changes_nothing(project) -> None:
         assert {k: v for k, v in again.items() if k != "updatedAt"} == {
             k: v for k, v in obs.items() if k != "updatedAt"
         }
+
+
+def five_megabytes(seed: int) -> str:
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(500)]
+    text = " ".join(rng.choices(words, k=900_000))
+    return text[: 5 * 2**20]
+
+
+def test_a_generation_with_a_five_megabyte_input_is_stored_whole(project) -> None:
+    """JSON batch, plain and gzip: a 5 MiB input and output read back byte for byte."""
+    big_in, big_out = five_megabytes(1), five_megabytes(2)
+    for encoding in ("identity", "gzip"):
+        trace, generation = new_id(), new_id()
+        body = json.dumps(
+            {
+                "batch": [
+                    event("trace-create", {"id": trace, "name": "big"}),
+                    event(
+                        "generation-create",
+                        {
+                            "id": generation,
+                            "traceId": trace,
+                            "model": "gpt-4o",
+                            "input": {"document": big_in},
+                            "output": big_out,
+                        },
+                    ),
+                ]
+            }
+        ).encode()
+        assert len(body) > 10 * 2**20
+        headers = {"Content-Type": "application/json"}
+        if encoding == "gzip":
+            body = gzip.compress(body, 1)
+            headers["Content-Encoding"] = "gzip"
+        r = project.post("/api/public/ingestion", content=body, headers=headers)
+        assert r.status_code == 207 and r.json()["errors"] == [], r.text[:300]
+        stored = project.get(f"/api/public/observations/{generation}").json()
+        assert stored["input"] == {"document": big_in}
+        assert stored["output"] == big_out
+
+
+def test_an_otlp_span_with_a_five_megabyte_input_is_stored_whole(project) -> None:
+    big = five_megabytes(3)
+    request = ExportTraceServiceRequest()
+    span = (
+        request.resource_spans.add()
+        .scope_spans.add()
+        .spans.add(
+            trace_id=trace_id(9001),
+            span_id=span_id(9001, 0),
+            name="big-span",
+            start_time_unix_nano=T0,
+            end_time_unix_nano=T0 + 1_000_000,
+        )
+    )
+    span.attributes.extend(
+        [kv("langfuse.observation.input", json.dumps({"document": big})), kv("x", 1)]
+    )
+    export(project, request.SerializeToString())
+    stored = project.get(f"/api/public/observations/{span_id(9001, 0).hex()}").json()
+    assert stored["input"] == {"document": big}

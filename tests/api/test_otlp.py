@@ -202,7 +202,7 @@ def test_truncated_protobuf_is_400_and_stores_nothing(project):
 
 def test_body_over_the_limit_is_413(project):
     span = root_span()
-    span.attributes.append(kv("langfuse.observation.input", "x" * 5_000_000))
+    span.attributes.append(kv("langfuse.observation.input", "x" * 17_000_000))
     body = export(span).SerializeToString()
     r = project.post(URL, content=body, headers={"Content-Type": "application/x-protobuf"})
     assert r.status_code == 413

@@ -310,6 +310,16 @@ def test_missing_usage_is_counted_with_the_model_tokenizer() -> None:
     assert priced.cost["total"] == pytest.approx(2 * 2.5e-6 + 2 * 1e-5)
 
 
+def test_texts_beyond_the_tokenizer_limit_are_left_uncounted() -> None:
+    from tracehouse.pricing.tokens import MAX_TOKENIZED_CHARS
+
+    huge = "word " * (MAX_TOKENIZED_CHARS // 5 + 1)
+    priced = price("gpt-4o", input=huge, output="hello world")
+    assert priced.usage == {"output": 2, "total": 2}  # the input is not guessed
+    chat = [{"role": "user", "content": huge[: MAX_TOKENIZED_CHARS // 2]}] * 3
+    assert price("gpt-4o", input=chat).usage == {}
+
+
 def test_no_counting_for_errors_provided_cost_or_models_without_offline_tokenizer() -> None:
     assert price("gpt-4o", input="hello world", level="ERROR").usage == {}
     assert price("gpt-4o", input="hello world", cost_details={"total": 1.0}).usage == {}

@@ -14,7 +14,7 @@ router = APIRouter()
 _INLINE_PARSE_BYTES = 256 * 1024
 
 
-def _parse(body: bytes) -> ParsedBatch:
+def _parse(body: bytes | bytearray) -> ParsedBatch:
     payload = parse_json(body)
     parse_envelope(payload)  # 400 for a body that is not {"batch": [...]}
     return parse_batch(payload)

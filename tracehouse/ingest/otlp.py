@@ -75,7 +75,7 @@ class _SpanRejected(Exception):
 # Entry points.
 
 
-def decode_protobuf(body: bytes, *, json_metadata: bool = False) -> DecodedExport:
+def decode_protobuf(body: bytes | bytearray, *, json_metadata: bool = False) -> DecodedExport:
     """Decode a binary ``ExportTraceServiceRequest``.
 
     ``json_metadata``: the exporter JSON-encodes metadata attribute values (see ``SpanView``).
@@ -116,7 +116,7 @@ def decode_json(body: bytes | Any, *, json_metadata: bool = False) -> DecodedExp
     payload = body
     if isinstance(body, (bytes, bytearray, memoryview, str)):
         try:
-            payload = json.loads(bytes(body) if not isinstance(body, str) else body)
+            payload = json.loads(body if not isinstance(body, memoryview) else bytes(body))
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("body", "not valid JSON") from None
     if not isinstance(payload, dict):

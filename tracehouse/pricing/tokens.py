@@ -57,6 +57,21 @@ def _encoding(name: str) -> Any:
     return bpe_openai.get_encoding(name)
 
 
+# Longer texts are left uncounted: tokenizing megabytes would hold up the writer for seconds
+# (and the tokenizer refuses very long inputs anyway). Such generations should carry usage.
+MAX_TOKENIZED_CHARS = 1_000_000
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _encode_len(encoding: Any, text: str) -> int:
+    if len(text) > MAX_TOKENIZED_CHARS:
+        raise _TooLong
+    return len(encoding.encode_ordinary(text))
+
+
 def tokenizer_available() -> bool:
     return _encoding("cl100k_base") is not None
 
@@ -84,10 +99,15 @@ def _count_chat(encoding: Any, messages: list[dict[str, Any]], config: dict[str,
     per_message = per_message if isinstance(per_message, int) else 3
     per_name = per_name if isinstance(per_name, int) else 1
     total = 3  # every reply is primed with <|start|>assistant<|message|>
+    budget = MAX_TOKENIZED_CHARS
     for message in messages:
         total += per_message
         for key, value in message.items():
-            total += len(encoding.encode_ordinary(_text(value)))
+            text = _text(value)
+            budget -= len(text)
+            if budget < 0:
+                raise _TooLong
+            total += _encode_len(encoding, text)
             if key == "name":
                 total += per_name
     return total
@@ -108,7 +128,10 @@ def count_tokens(tokenizer_id: str | None, config: Any, value: Any, *, prompt: b
     try:
         if prompt and _is_chat(value):
             return _count_chat(encoding, value, config)
-        return len(encoding.encode_ordinary(_text(value)))
+        return _encode_len(encoding, _text(value))
+    except _TooLong:
+        log.debug("not tokenizing a value of over %s characters", MAX_TOKENIZED_CHARS)
+        return None
     except Exception:  # a tokenizer failure leaves usage empty; it never fails the write
         log.exception("tokenizing for %s failed", model)
         return None

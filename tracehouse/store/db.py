@@ -22,7 +22,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA cache_size=-16384")
+    cur.execute("PRAGMA mmap_size=268435456")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
