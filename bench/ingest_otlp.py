@@ -630,6 +630,7 @@ async def run_load(
         raw.last_ms = await readable_after(check, trace_id, replied_at, args.verify_timeout)
     expected = totals.traces_accepted
     data_check = await wait_for_traces(check, traces_before, expected, args.verify_timeout)
+    stored_at = time.perf_counter()
     await check.aclose()
     rss = await monitor.stop()
 
@@ -641,6 +642,11 @@ async def run_load(
         "spans_accepted": measured.accepted,
         "spans_rejected": measured.rejected,
         "spans_per_s": round(measured.accepted / elapsed, 1),
+        # Counted when stored and readable: every accepted span (warm-up included) over the
+        # time from the first request until the data check saw all of them through the API.
+        "stored_spans_per_s": round((warm.accepted + measured.accepted) / (stored_at - t0), 1)
+        if data_check["match"]
+        else None,
         "traces_per_s": round(measured.accepted / SPANS_PER_TRACE / elapsed, 1),
         "requests_per_s": round(measured.requests / elapsed, 2),
         "latency_ms": latency_figures(measured.latencies_ms),
@@ -802,6 +808,12 @@ def print_figures(fig: dict[str, Any]) -> None:
     print(f"  window              {fig['measured_s']:.2f} s")
     print(f"  requests            {fig['requests']:,}  ({fig['requests_per_s']:.1f} /s)")
     print(f"  spans accepted      {fig['spans_accepted']:,}  ({fig['spans_per_s']:,.1f} /s)")
+    stored = fig.get("stored_spans_per_s")
+    print(
+        "  stored + readable   "
+        + (f"{stored:,.1f} spans/s" if stored else "n/a (data check did not match)")
+        + " (first request -> all readable through the API, warm-up included)"
+    )
     print(f"  traces accepted     {fig['spans_accepted'] // SPANS_PER_TRACE:,}  ", end="")
     print(f"({fig['traces_per_s']:,.1f} /s)")
     print(f"  spans rejected      {fig['spans_rejected']:,}")
@@ -819,6 +831,12 @@ def print_figures(fig: dict[str, Any]) -> None:
         f"(before {fmt(dc['server_total_items_before'], ',')}) -> {verdict} "
         f"after {dc['wait_s']:.2f} s"
     )
+    stream = fig.get("stream_workers")
+    if stream:
+        print(
+            f"  stream workers      {stream['processes']} process(es): CPU {stream['cpu_s']:.2f} s "
+            f"in all, RSS {stream['rss_mib']:.1f} MiB at the end"
+        )
     disk = fig.get("disk")
     if disk:
         print(
@@ -840,6 +858,57 @@ def print_figures(fig: dict[str, Any]) -> None:
             f"{rate / limit['sqlite_insert_rows_per_s']:.1%} of it"
         )
     print_errors(fig["errors"] or fig["warmup"]["errors"])
+
+
+def start_stream_workers(args: argparse.Namespace) -> list[tuple[Any, Any]]:
+    """``tracehouse worker`` processes for the scale-out profile, consuming once ready."""
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ, DATABASE_URL=args.database_url)
+    workers = []
+    for _ in range(args.stream_workers):
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracehouse", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        workers.append((proc, log))
+    deadline = time.perf_counter() + 60
+    for proc, log in workers:
+        while True:
+            log.seek(0)
+            if b"consuming" in log.read():
+                break
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                log.seek(0)
+                raise RuntimeError("worker did not start:\n" + log.read().decode(errors="replace"))
+            time.sleep(0.1)
+    return workers
+
+
+def stop_stream_workers(workers: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """SIGTERM the workers (they finish their batch); their CPU time and peak RSS."""
+    import signal
+
+    import psutil
+
+    cpu, rss = 0.0, 0
+    for proc, _log in workers:
+        try:
+            p = psutil.Process(proc.pid)
+            times = p.cpu_times()
+            cpu += times.user + times.system
+            rss += p.memory_info().rss
+        except psutil.Error:
+            pass
+        proc.send_signal(signal.SIGTERM)
+    for proc, _log in workers:
+        proc.wait(30)
+    return {"processes": len(workers), "cpu_s": round(cpu, 2), "rss_mib": round(rss / 2**20, 1)}
 
 
 def disk_figures(server: Server, fig: dict[str, Any]) -> dict[str, Any] | None:
@@ -892,6 +961,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="API processes of the started server (serve --workers)",
     )
     p.add_argument(
+        "--redis-url",
+        default=None,
+        help="scale-out profile: the server appends to a Redis Stream (needs --database-url)",
+    )
+    p.add_argument(
+        "--stream-workers",
+        type=int,
+        default=1,
+        help="with --redis-url: `tracehouse worker` processes started beside the server",
+    )
+    p.add_argument(
         "--raw-limit",
         type=float,
         default=3.0,
@@ -913,12 +993,26 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workers > 1:
         os.environ["TRACEHOUSE_WORKERS"] = str(args.workers)  # read by the started server
+    if args.redis_url:
+        if not args.database_url:
+            print("--redis-url needs --database-url (the scale-out profile runs on PostgreSQL)")
+            return 2
+        os.environ["REDIS_URL"] = args.redis_url
+        os.environ["TRACEHOUSE_STREAM_NAME"] = f"tracehouse-bench:{os.getpid()}:{time.time_ns()}"
     machine = machine_facts()
     runner, loop_name = event_loop_runner()
     print_header(args, machine, loop_name)
 
     def measure(server: Server, auth: str, server_pid: int | None) -> int:
-        figures = runner(run_load(args, server.base_url, auth, server_pid))
+        workers = start_stream_workers(args) if args.redis_url and not args.url else []
+        try:
+            figures = runner(run_load(args, server.base_url, auth, server_pid))
+            if workers:
+                figures["stream_workers"] = stop_stream_workers(workers)
+        finally:
+            for proc, _log in workers:
+                if proc.poll() is None:
+                    proc.kill()
         figures["disk"] = disk_figures(server, figures)
         if args.raw_limit > 0:
             figures["raw_limit"] = raw_limits(

@@ -300,12 +300,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--observations-per-trace", type=int, default=10, help="incl. the root span (>= 1)"
     )
-    p.add_argument("--batch-traces", type=int, default=2_000, help="traces per transaction")
+    p.add_argument(
+        "--batch-traces",
+        type=int,
+        default=None,
+        help="traces per transaction (default: 2000 on SQLite, 250 on PostgreSQL, where the "
+        "writer takes one advisory lock per entity and the shared lock table holds "
+        "max_locks_per_transaction x max_connections, 6,400 by default)",
+    )
     p.add_argument("--seed", type=int, default=1, help="RNG seed")
     p.add_argument(
         "--no-pricing", action="store_true", help="skip model matching (usage/cost as sent)"
     )
     args = p.parse_args(argv)
+    if args.batch_traces is None:
+        args.batch_traces = 250 if args.database_url else 2_000
     if args.traces < 1 or args.observations_per_trace < 1 or args.batch_traces < 1:
         p.error("--traces, --observations-per-trace and --batch-traces must be at least 1")
     return args

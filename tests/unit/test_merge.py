@@ -116,3 +116,22 @@ def test_create_before_update_on_equal_timestamps():
     update = ev("observation", {"name": "from-update"}, 1, create=False)
     assert fold_in([update, create])["name"] == "from-update"
     assert fold_in([create, update])["name"] == "from-update"
+
+
+def test_stored_merge_keys_use_short_codes_and_old_rows_still_decode():
+    keys = {
+        "name": (1, "2026-01-01T00:00:00.000000", 0),
+        "metadata.tier": (1, "2026-01-01T00:00:00.000000", 0),
+        "metadata.#3": (0, "2026-01-02T00:00:00.000000", 1),
+        "metadata..dot": (0, "2026-01-02T00:00:00.000000", 1),
+        "execution_trace_id": (1, "2026-01-01T00:00:00.000000", 0),
+    }
+    stored = encode_keys(keys)
+    assert stored == {
+        "1|2026-01-01T00:00:00.000000|0": ["#1", ".tier", "#37"],
+        "0|2026-01-02T00:00:00.000000|1": [".#3", "..dot"],
+    }
+    assert decode_keys(stored) == keys
+    # rows written with whole names (before the codes) decode as they are
+    old = {"1|2026-01-01T00:00:00.000000|0": ["name", "metadata.tier", "execution_trace_id"]}
+    assert decode_keys(old) == {k: v for k, v in keys.items() if v[0] == 1}

@@ -103,15 +103,50 @@ def deep_merge(older: Any, newer: Any) -> Any:
     return newer
 
 
+# Stored merge keys name each field by a short code: "#<n>" for the n-th name below, ".<k>" for
+# the metadata key <k> ("metadata.<k>"); other names are kept whole. Rows written before the
+# codes existed hold whole names, which decode as they are (no name starts with "#" or ".").
+# APPEND ONLY: a code, once written, must keep meaning the same field.
+FIELD_CODES: tuple[str, ...] = (
+    "timestamp", "name", "user_id", "session_id", "release", "version", "environment",
+    "public", "bookmarked", "tags", "input", "output", "metadata", "trace_id", "type",
+    "start_time", "end_time", "completion_start_time", "model", "model_parameters", "level",
+    "status_message", "parent_observation_id", "usage_details", "cost_details", "prompt_name",
+    "prompt_version", "value", "string_value", "data_type", "source", "observation_id",
+    "dataset_run_id", "comment", "config_id", "queue_id", "author_user_id",
+    "execution_trace_id",
+)  # fmt: skip
+_CODE_OF = {name: f"#{i}" for i, name in enumerate(FIELD_CODES)}
+_METADATA_PREFIX = "metadata."
+
+
+def _field_code(field: str) -> str:
+    code = _CODE_OF.get(field)
+    if code is not None:
+        return code
+    if field.startswith(_METADATA_PREFIX):
+        return field[len(_METADATA_PREFIX) - 1 :]  # "metadata.k" -> ".k"
+    return field
+
+
+def _field_of(code: str) -> str:
+    if code.startswith("#") and code[1:].isdigit() and int(code[1:]) < len(FIELD_CODES):
+        return FIELD_CODES[int(code[1:])]
+    if code.startswith("."):
+        return "metadata" + code
+    return code
+
+
 def encode_keys(keys: dict[str, MergeKey]) -> dict[str, list[str]]:
     """Store merge keys compactly: one entry per distinct key, listing the fields it set."""
     by_key: dict[MergeKey, list[str]] = {}
     for field, key in keys.items():
         fields = by_key.get(key)
+        code = _field_code(field)
         if fields is None:
-            by_key[key] = [field]
+            by_key[key] = [code]
         else:
-            fields.append(field)
+            fields.append(code)
     return {f"{strength}|{ts}|{rank}": fields for (strength, ts, rank), fields in by_key.items()}
 
 
@@ -121,7 +156,7 @@ def decode_keys(stored: dict[str, list[str]] | None) -> dict[str, MergeKey]:
         strength, ts, rank = packed.split("|")
         key = (int(strength), ts, int(rank))
         for field in fields:
-            keys[field] = key
+            keys[_field_of(field)] = key
     return keys
 
 

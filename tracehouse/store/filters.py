@@ -36,11 +36,14 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql import literal_column
 from sqlalchemy.types import NullType
 
 from tracehouse.errors import InvalidInput
+from tracehouse.store.types import unpacked
 
 __all__ = [
     "KIND_TYPES",
@@ -137,13 +140,26 @@ def json_text_path(col: Any, key: str, *, dialect: str) -> Any:
     """The value at top-level ``key`` of a JSON-text column as text (NULL when absent/null)."""
     if dialect == "postgresql":
         return cast(col, JSONB)[key].astext
-    each = func.json_each(col).table_valued("key", "value", "type")
+    each = func.json_each(unpacked(col, dialect)).table_valued("key", "value", "type")
     text = case(
         (each.c.type == "true", "true"),
         (each.c.type == "false", "false"),
         else_=cast(each.c.value, Text),
     )
     return select(text).where(each.c.key == key).limit(1).scalar_subquery()
+
+
+def raw_json_text(col: Any, dialect: str) -> Any:
+    """A JSON-text column as Langfuse keeps it: a JSON string unquoted, any other value as JSON."""
+    if dialect == "postgresql":
+        doc = cast(col, JSONB)
+        unquoted = doc.op("#>>", return_type=Text)(literal_column("'{}'"))
+        expr = case((func.jsonb_typeof(doc) == "string", unquoted), else_=cast(col, Text))
+    else:
+        col = unpacked(col, dialect)
+        expr = case((func.json_type(col) == "text", func.json_extract(col, "$")), else_=col)
+    # Compare as plain text: the column's own type would JSON-encode the bound value.
+    return type_coerce(expr, Text())
 
 
 def _check_shape(i: int, cond: Any) -> None:

@@ -8,23 +8,18 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    Text,
     and_,
     case,
-    cast,
     exists,
     false,
     func,
     or_,
     select,
     true,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import literal_column
 
-from .filters import KIND_TYPES, FilterColumn, compile_conditions
+from .filters import KIND_TYPES, FilterColumn, compile_conditions, raw_json_text
 from .schema import observations, traces
 from .sql import seconds_between
 
@@ -80,18 +75,6 @@ def _on_trace(column: Any, kind: str, dialect: str) -> FilterColumn:
         return match if positive == operator else ~match
 
     return FilterColumn(None, "custom", build=build, types=KIND_TYPES[kind])
-
-
-def raw_json_text(col: Any, dialect: str) -> Any:
-    """A JSON-text column as Langfuse keeps it: a JSON string unquoted, any other value as JSON."""
-    if dialect == "postgresql":
-        doc = cast(col, JSONB)
-        unquoted = doc.op("#>>", return_type=Text)(literal_column("'{}'"))
-        expr = case((func.jsonb_typeof(doc) == "string", unquoted), else_=cast(col, Text))
-    else:
-        expr = case((func.json_type(col) == "text", func.json_extract(col, "$")), else_=col)
-    # Compare as plain text: the column's own type would JSON-encode the bound value.
-    return type_coerce(expr, Text())
 
 
 @cache

@@ -11,7 +11,7 @@ from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput
-from .filters import FilterColumn, compile_conditions
+from .filters import FilterColumn, compile_conditions, raw_json_text
 from .schema import observations, scores, traces
 from .sql import seconds_between
 
@@ -112,8 +112,8 @@ def trace_filter_columns(dialect: str) -> dict[str, FilterColumn]:
         "bookmarked": FilterColumn(t.c.bookmarked, "boolean"),
         "public": FilterColumn(t.c.public, "boolean"),
         "metadata": FilterColumn(t.c.metadata, "json_object"),
-        "input": FilterColumn(t.c.input, "string"),
-        "output": FilterColumn(t.c.output, "string"),
+        "input": FilterColumn(raw_json_text(t.c.input, dialect), "string"),
+        "output": FilterColumn(raw_json_text(t.c.output, dialect), "string"),
         "latency": FilterColumn(latency, "number"),
         "inputTokens": FilterColumn(_obs_agg(func.sum(o.c.input_usage)), "number"),
         "outputTokens": FilterColumn(_obs_agg(func.sum(o.c.output_usage)), "number"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,17 +41,97 @@ def dump_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# Packed JSON text (SQLite): values of at least PACK_MIN_CHARS characters are stored
+# compressed (a BLOB) when that saves at least a fifth; shorter ones, and every value on
+# PostgreSQL (which compresses large values itself), stay text. The storage class tells the two
+# apart. A packed value is a format byte and a raw deflate stream; format 1 primes deflate with
+# _DICTIONARY_1, the JSON that recurs in span metadata and chat messages, so that even a few
+# hundred bytes of metadata (resource attributes, scope) shrink to a fifth, and so do the
+# merge keys of a span (the fields a span sets are mostly the same).
+# Never change a dictionary once released: add a format 2 instead.
+PACK_MIN_CHARS = 100
+_FORMAT_1 = b"\x01"
+_DICTIONARY_1 = (
+    b'{"1|2026-01-01T00:00:00.000000|0":["#0","#6","#1","#10","#11",".resourceAttributes",'
+    b'".scope","#12","#5","#2","#3","#9"]}'
+    b'{"1|2026-01-01T00:00:00.000000|0":["#14","#1","#20","#6",".attributes",'
+    b'".resourceAttributes",".scope","#12","#5","#10","#11","#18","#19","#23","#13","#15",'
+    b'"#16","#22"]}'
+    b'"finish_reason":"stop"{"type":"text","text":"{"type":"text","content":"'
+    b'[{"role":"user","parts":[{"type":"text","content":"'
+    b'"tool_calls":[{"id":"call_","type":"function","function":{"name":"","arguments":"{\\"'
+    b'"attributes":{"public_key":"pk-lf-"},"scope":{"name":"langfuse-sdk","version":"'
+    b'"resourceAttributes":{"service.name":"","service.version":"",'
+    b'"telemetry.sdk.language":"python","telemetry.sdk.name":"opentelemetry",'
+    b'"telemetry.sdk.version":"1.","host.name":"","deployment.environment.name":"production"}'
+    b'[{"role":"system","content":"{"role":"assistant","content":"{"role":"user","content":"'
+)
+_WBITS = -11  # 2 KiB window: holds the dictionary; small state, cheap to copy per value
+_PRIMED = zlib.compressobj(1, zlib.DEFLATED, _WBITS, 3, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY_1)
+
+
+def pack_text(text: str) -> str | bytes:
+    if len(text) < PACK_MIN_CHARS:
+        return text
+    raw = text.encode()
+    deflate = _PRIMED.copy()
+    packed = _FORMAT_1 + deflate.compress(raw) + deflate.flush()
+    return packed if len(packed) * 5 <= len(raw) * 4 else text
+
+
+def _inflate(value: bytes) -> bytes:
+    if value[:1] != _FORMAT_1:
+        raise ValueError(f"unknown packed JSON format {value[:1]!r}")
+    inflate = zlib.decompressobj(_WBITS, _DICTIONARY_1)
+    return inflate.decompress(memoryview(value)[1:]) + inflate.flush()
+
+
+def unpack_text(value: str | bytes | None) -> str | None:
+    """Text of a packed column value (SQLite function ``th_unpack``)."""
+    if isinstance(value, bytes):
+        return _inflate(value).decode()
+    return value
+
+
+def _dump_packed(value: Any) -> str | bytes:
+    return pack_text(dump_json(value))
+
+
 class JsonText(TypeDecorator[Any]):
     """Any JSON value stored as text, so a string stays a string and key order is kept.
 
     SQL NULL means "no value"; a JSON null sent by a client is stored as SQL NULL too.
+    ``packed``: on SQLite, large values are stored zlib-compressed (see ``pack_text``); SQL that
+    looks inside such a column reads it through ``unpacked``.
     """
 
     impl = Text
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else dump_json(value)
+    def __init__(self, *, packed: bool = False) -> None:
+        super().__init__()
+        self.packed = packed
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else orjson.loads(value)
+    def bind_converter(self, dialect: Dialect) -> Callable[[Any], str | bytes]:
+        """What a non-null value is stored as, on ``dialect``."""
+        return _dump_packed if self.packed and dialect.name == "sqlite" else dump_json
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | bytes | None:
+        return None if value is None else self.bind_converter(dialect)(value)
+
+    def process_result_value(self, value: str | bytes | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            return orjson.loads(_inflate(value))
+        return orjson.loads(value)
+
+
+def unpacked(col: Any, dialect: str) -> Any:
+    """A column as JSON text in SQL: packed SQLite values go through ``th_unpack``."""
+    from sqlalchemy import func
+
+    type_ = getattr(col, "type", None)
+    if dialect == "sqlite" and isinstance(type_, JsonText) and type_.packed:
+        return func.th_unpack(col, type_=Text())
+    return col

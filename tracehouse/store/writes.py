@@ -21,7 +21,7 @@ from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
 from ..pricing.registry import ModelRegistry
 from .schema import TABLE_BY_KIND, sessions, traces
-from .types import JsonText, UtcDateTime, dump_json
+from .types import JsonText, UtcDateTime
 
 EntityRef = tuple[str, str]  # (project_id, entity id)
 
@@ -241,8 +241,8 @@ def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
         return None
     fast: Callable[[Any], Any] | None = None
     if isinstance(type_, JsonText):
-        fast = dump_json
-        samples: tuple[Any, ...] = ({"a": [1, 2.5, "x"]}, "text", 3, [None, True])
+        fast = type_.bind_converter(dialect)
+        samples: tuple[Any, ...] = ({"a": [1, 2.5, "x"]}, "text", 3, [None, True], "x " * 500)
     elif isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
         fast = _sqlite_utc_text
         samples = (datetime(2026, 1, 2, 3, 4, 5, 6, UTC), datetime(2026, 1, 2, 3, 4, 5))
