@@ -7,17 +7,20 @@ so the kernel spreads new connections across them evenly (Linux, BSD, macOS). Wh
 does not exist, uvicorn's shared-socket workers are used instead.
 
 The parent only supervises: it starts the processes, restarts one that dies unexpectedly, and on
-SIGTERM/SIGINT passes the signal on and waits until every process has drained and exited.
+SIGTERM/SIGINT passes the signal on and waits until every process has drained and exited. If
+the parent itself is killed, the processes get SIGTERM from the kernel and stop gracefully.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -26,6 +29,7 @@ from typing import Any
 log = logging.getLogger("tracehouse.processes")
 
 _RESTART_PAUSE_S = 1.0
+_PR_SET_PDEATHSIG = 1
 
 
 def reuse_port_supported() -> bool:
@@ -42,9 +46,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_one(config_kwargs: dict[str, Any]) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel send SIGTERM (a graceful stop) if the supervising parent dies, even by
+    SIGKILL, so that no API process is left behind serving on its own (Linux)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before that took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _serve_one(config_kwargs: dict[str, Any], parent_pid: int) -> None:
     """One API process: its own socket on the shared port, the app from the environment."""
     import uvicorn
+
+    _exit_with_parent(parent_pid)
 
     config = uvicorn.Config("tracehouse.app:app_from_environment", factory=True, **config_kwargs)
     server = uvicorn.Server(config)
@@ -60,7 +77,9 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
     stopping = False
 
     def start() -> BaseProcess:
-        process = context.Process(target=_serve_one, args=(config_kwargs,), daemon=False)
+        process = context.Process(
+            target=_serve_one, args=(config_kwargs, os.getpid()), daemon=False
+        )
         process.start()
         return process
 

@@ -420,3 +420,20 @@ def test_processes_sharing_one_sqlite_file_merge_updates_of_the_same_entities(tm
     assert set(observations) == set(ids)
     for o in observations.values():
         assert {f: o[f] for f in fields} == values, o
+
+
+def test_api_processes_stop_when_their_parent_is_killed(tmp_path):
+    """`serve --workers 2` killed by SIGKILL: the kernel tells its API processes, which stop
+    gracefully instead of serving on as orphans."""
+    import psutil
+
+    env = _env(tmp_path, None)
+    with serving(env, tmp_path / "server.log", workers=2) as (url, proc):
+        children = [
+            p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(children) == 2
+        proc.kill()  # the parent only, not the process group
+        proc.wait()
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, [p.pid for p in alive]

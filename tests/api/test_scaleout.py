@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from tests.api import test_crash_safety as crash
 from tests.conftest import Project, _pg_database
 from tests.factories import event, new_id
-from tests.serving import free_port, wait_until_healthy
+from tests.serving import free_port
 from tracehouse.app import create_app
 from tracehouse.config import ConfigError, Settings
 from tracehouse.ingest.batch import parse_batch
@@ -84,24 +84,8 @@ def _env(tmp_path: Path, pg_url: str, stream: str, **extra: str) -> dict[str, st
 
 @contextmanager
 def serving(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)]
-    with log_path.open("a") as log:
-        proc = subprocess.Popen(
-            [*cmd, "--workers", str(workers)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, proc, log_path.read_text)
+    with crash.serving(env, log_path, workers) as (url, _proc):
         yield url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
 @contextmanager

@@ -221,7 +221,7 @@ class Writer:
         """Copy the SQLite write-ahead log into the database once it has grown large.
 
         PASSIVE never waits for, nor blocks, the writer or readers; frames still in use are
-        left for the next round. At stop, one last checkpoint leaves a small log behind.
+        left for the next round. At stop, one last checkpoint leaves an empty log behind.
         """
         assert self._lock_path is not None
         wal = self._lock_path.removesuffix(".writer-lock") + "-wal"
@@ -231,8 +231,10 @@ class Writer:
             stopping = self._stopping.is_set()
             try:
                 if stopping or os.path.getsize(wal) >= CHECKPOINT_WAL_BYTES:
+                    # At stop TRUNCATE also empties the log file (if no one is reading).
+                    mode = "TRUNCATE" if stopping else "PASSIVE"
                     with self._engine.connect() as conn:
-                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                        conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
                     self.checkpoints += 1
             except FileNotFoundError:
                 pass

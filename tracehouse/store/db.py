@@ -26,8 +26,9 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # 16 MiB of page cache per connection (the OS caches the file as well); no mmap, so the
+    # process's RSS stays its own memory and does not grow with the database file.
     cur.execute("PRAGMA cache_size=-16384")
-    cur.execute("PRAGMA mmap_size=268435456")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
     # SQL over packed JSON columns (filters on input, output, metadata) reads them through this.
@@ -47,7 +48,18 @@ def make_engine(settings: Settings) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No server-side prepared statements (psycopg prepares a query after its 5th run): the
+    # generic plan PostgreSQL then keeps for `id IN (...)` lookups of the write path can be a
+    # sequential scan while a table has no statistics yet (a fresh database, autovacuum off),
+    # which slowed a worker's batches to seconds; and PgBouncer's transaction pooling cannot
+    # carry prepared statements across connections anyway.
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"prepare_threshold": None},
+    )
 
 
 def alembic_config(engine: Engine) -> Any:

@@ -104,9 +104,13 @@ traces = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("project_id", "id"),
     Index(None, "project_id", "timestamp"),
-    Index(None, "project_id", "user_id"),
-    Index(None, "project_id", "session_id"),
+    # A user's or session's traces come newest first straight from these (no sort, no scan).
+    Index(None, "project_id", "user_id", "timestamp", "id"),
+    Index(None, "project_id", "session_id", "timestamp", "id"),
     Index(None, "project_id", "name"),
+    # Tag filters count over this covering index on SQLite; PostgreSQL has a GIN index on
+    # CAST(tags AS jsonb) instead, created by migration c4a1f2d9e7b3 (an expression index).
+    Index(None, "project_id", "tags").ddl_if(dialect="sqlite"),
 )
 
 observations = Table(

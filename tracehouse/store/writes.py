@@ -72,15 +72,24 @@ def _load(
     return found
 
 
+# Entities hash into this many advisory locks. A transaction holds at most this many, however
+# large its batch: PostgreSQL's shared lock table has max_locks_per_transaction (64) x
+# max_connections (100) slots by default, and one lock per entity overflowed it ("out of shared
+# memory") for a batch of a few thousand entities. Two entities sharing a lock only makes their
+# writers wait for each other, which merging needs anyway.
+LOCK_SLOTS = 1024
+_LOCK_NAMESPACE = 0x7472_6163_0000_0000  # "trac" in the high bits: apart from others' locks
+
+
 def _lock(conn: Connection, refs: Iterable[tuple[str, str, str]]) -> None:
     """Serialize concurrent writers of the same entities (PostgreSQL; SQLite has one writer)."""
     if conn.dialect.name != "postgresql":
         return
     keys = sorted(
         {
-            int.from_bytes(
-                hashlib.blake2b("\x00".join(r).encode(), digest_size=8).digest(), "big", signed=True
-            )
+            _LOCK_NAMESPACE
+            + int.from_bytes(hashlib.blake2b("\x00".join(r).encode(), digest_size=8).digest())
+            % LOCK_SLOTS
             for r in refs
         }
     )
