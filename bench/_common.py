@@ -141,21 +141,24 @@ def start_server(
         server_env["DATABASE_URL"] = database_url
     if env:
         server_env.update(env)
-    log_path = workdir / "server.log"
     cmd = [sys.executable, "-m", "tracehouse", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return launch(cmd, port, workdir, cwd=REPO_ROOT, env=server_env)
+
+
+def launch(cmd: list[str], port: int, workdir: Path, *, cwd: Path, env: dict[str, str]) -> Server:
+    """Start a server command in its own session, its output in ``workdir/server.log``."""
+    log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Server(f"http://127.0.0.1:{port}", proc, workdir, log_path)
 
 
-def wait_ready(server: Server, timeout_s: float) -> None:
+def wait_ready(
+    server: Server, timeout_s: float, path: str = "/api/public/health", every_s: float = 0.1
+) -> None:
+    """Poll ``path`` until it answers 200 (fails if the server exits or the time runs out)."""
     t0 = time.perf_counter()
     deadline = t0 + timeout_s
     last = "no answer"
@@ -164,14 +167,14 @@ def wait_ready(server: Server, timeout_s: float) -> None:
             if server.proc is not None and server.proc.poll() is not None:
                 raise RuntimeError(f"server exited with code {server.proc.returncode}")
             try:
-                r = client.get(server.base_url + "/api/public/health")
+                r = client.get(server.base_url + path)
                 if r.status_code == 200:
                     server.ready_s = time.perf_counter() - t0
                     return
                 last = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
-            time.sleep(0.1)
+            time.sleep(every_s)
     raise RuntimeError(f"server not healthy after {timeout_s:.0f} s (last: {last})")
 
 

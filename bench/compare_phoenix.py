@@ -65,7 +65,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from _common import (
     MIB,
     PUBLIC_KEY,
@@ -81,6 +80,7 @@ from _common import (
     fmt,
     free_port,
     latency_figures,
+    launch,
     machine_facts,
     print_errors,
     print_machine,
@@ -170,38 +170,8 @@ def start_phoenix(python: Path) -> Server:
         PHOENIX_GRPC_PORT=str(grpc_port),
         PHOENIX_TELEMETRY_ENABLED="false",
     )
-    log_path = workdir / "server.log"
     cmd = [str(python), "-m", "phoenix.server.main", "serve"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Server(f"http://127.0.0.1:{port}", proc, workdir, log_path)
-
-
-def wait_phoenix_ready(server: Server, timeout_s: float) -> None:
-    """Poll ``/readyz`` (the server answers and its database does) until it says 200."""
-    t0 = time.perf_counter()
-    last = "no answer"
-    with httpx.Client(timeout=2.0) as client:
-        while time.perf_counter() < t0 + timeout_s:
-            if server.proc is not None and server.proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {server.proc.returncode}")
-            try:
-                r = client.get(server.base_url + "/readyz")
-                if r.status_code == 200:
-                    server.ready_s = time.perf_counter() - t0
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
-    raise RuntimeError(f"server not ready after {timeout_s:.0f} s (last: {last})")
+    return launch(cmd, port, workdir, cwd=workdir, env=env)
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_phoenix(phoenix[0])
 
         def ready(s: Server) -> Target:
-            wait_phoenix_ready(s, args.startup_timeout)
+            wait_ready(s, args.startup_timeout, path="/readyz", every_s=0.2)  # app + database
             assert s.workdir is not None
             data = s.workdir / "data"
             counter = RowCounter(data / "phoenix.db", "spans")

@@ -41,6 +41,16 @@ def _pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+def server_pg_url() -> Iterator[str]:
+    """A throwaway database, as the ``postgresql://`` URL a `tracehouse serve` is given."""
+    gen = _pg_database()
+    url = next(gen)
+    try:
+        yield url.replace("postgresql+psycopg://", "postgresql://")
+    finally:
+        gen.close()
+
+
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )

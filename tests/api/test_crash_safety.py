@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import _pg_database
+from tests.conftest import server_pg_url
 from tests.factories import event, new_id
 from tests.serving import free_port, wait_until_healthy
 
@@ -316,12 +316,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    gen = _pg_database()
-    url = next(gen)
-    try:
-        yield url.replace("postgresql+psycopg://", "postgresql://")
-    finally:
-        gen.close()
+    yield from server_pg_url()
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api import test_crash_safety as crash
-from tests.conftest import Project, _pg_database
+from tests.conftest import Project, server_pg_url
 from tests.factories import event, new_id
 from tests.serving import free_port
 from tracehouse.app import create_app
@@ -45,12 +45,7 @@ READ_YOUR_WRITES_S = 1.0
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    gen = _pg_database()
-    url = next(gen)
-    try:
-        yield url.replace("postgresql+psycopg://", "postgresql://")
-    finally:
-        gen.close()
+    yield from server_pg_url()
 
 
 @pytest.fixture
