@@ -50,9 +50,10 @@ async def _sender(
     interval_s: float,
     stop_at: float,
     out: dict[str, Any],
+    offset_s: float = 0.0,
 ) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
-    next_at = time.perf_counter()
+    next_at = time.perf_counter() + offset_s  # senders take turns instead of firing together
     while True:
         now = time.perf_counter()
         if now >= stop_at:
@@ -96,7 +97,10 @@ async def soak(args: argparse.Namespace, base_url: str, auth: str, pid: int | No
 
         sampler = asyncio.create_task(sample())
         await asyncio.gather(
-            *(_sender(client, factory, interval, stop_at, out) for _ in range(senders))
+            *(
+                _sender(client, factory, interval, stop_at, out, interval * i / senders)
+                for i in range(senders)
+            )
         )
         elapsed = time.perf_counter() - t0
         await sampler
