@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from tests.api import test_crash_safety as crash
@@ -29,10 +30,7 @@ from tests.serving import free_port
 from tracehouse.app import create_app
 from tracehouse.config import ConfigError, Settings
 from tracehouse.ingest.batch import parse_batch
-
-redis = pytest.importorskip("redis")
-
-from tracehouse.ingest.stream import (  # noqa: E402
+from tracehouse.ingest.stream import (
     GROUP,
     StreamConsumer,
     dead_letter_stream,
@@ -52,10 +50,7 @@ def pg_url() -> Iterator[str]:
 def stream() -> Iterator[str]:
     name = f"tracehouse-test:{uuid.uuid4().hex[:12]}"
     client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - the machine has Redis
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    client.ping()  # no Redis at REDIS_URL fails the test: this profile runs on the real one
     try:
         yield name
     finally:

@@ -11,10 +11,8 @@ from enum import Enum
 import orjson
 import pytest
 
-pytest.importorskip("redis")
-
-from tracehouse.domain.events import Event  # noqa: E402
-from tracehouse.ingest.stream import (  # noqa: E402
+from tracehouse.domain.events import Event
+from tracehouse.ingest.stream import (
     FORMAT,
     UndecodableEntry,
     decode_entry,
