@@ -22,9 +22,9 @@ from .errors import TracehouseError
 from .ingest.pipeline import Writer
 from .pricing.builtin import builtin_models
 from .pricing.registry import ModelRegistry
-from .services.bootstrap import CreatedKeys, initialize
+from .services.bootstrap import CreatedKeys, prepare_store
 from .store import models as model_store
-from .store.db import make_engine, migrate
+from .store.db import make_engine
 
 if TYPE_CHECKING:
     from .ingest.stream import StreamWriter
@@ -118,9 +118,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
-            if settings.auto_migrate:
-                await anyio.to_thread.run_sync(migrate, engine)
-            created = await anyio.to_thread.run_sync(initialize, engine, settings)
+            created = await anyio.to_thread.run_sync(prepare_store, engine, settings)
             if created is not None and on_keys_created is not None:
                 on_keys_created(created)
             writer.start()

@@ -90,14 +90,11 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
         return
     # Several processes: migrate and initialise once here, then let uvicorn start the API
     # processes, which read their settings from the environment (so pass the overrides on).
-    from .services.bootstrap import initialize
+    from .services.bootstrap import prepare_store
     from .store.db import make_engine
-    from .store.db import migrate as run_migrations
 
     engine = make_engine(settings)
-    if settings.auto_migrate:
-        run_migrations(engine)
-    created = initialize(engine, settings)
+    created = prepare_store(engine, settings)
     engine.dispose()
     if created is not None:
         _print_keys(created)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from ..auth.keys import Authenticator, Principal
 from ..config import Settings
 from ..domain.events import Event
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
+from ..jsontext import loads_strict
 from ..pricing.registry import ModelRegistry
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def parse_json(body: bytes | bytearray) -> Any:
     """
     if len(body) > _LARGE_JSON_BYTES:
         try:
-            return _STRICT_JSON.decode(body.decode())
+            return loads_strict(body.decode())
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput("body", f"malformed JSON: {exc}") from exc
     try:
@@ -152,9 +152,4 @@ def parse_json(body: bytes | bytearray) -> Any:
         raise InvalidInput("body", f"malformed JSON: {exc}") from exc
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 _LARGE_JSON_BYTES = 2**20
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)

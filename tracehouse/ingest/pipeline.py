@@ -76,7 +76,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.events_written = 0
-        self._lock_path = _sqlite_lock_path(engine)
+        self._sqlite_file = _sqlite_file(engine)
         self._lock_fd: int | None = None
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_wake = threading.Event()
@@ -88,12 +88,13 @@ class Writer:
         return self._pending
 
     def start(self) -> None:
-        if self._lock_path is not None and fcntl is not None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._sqlite_file is not None and fcntl is not None:
+            lock_path = self._sqlite_file + ".writer-lock"
+            self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
         self._thread.start()
-        if self._lock_path is not None:
+        if self._sqlite_file is not None:
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="tracehouse-checkpointer", daemon=True
             )
@@ -223,8 +224,8 @@ class Writer:
         PASSIVE never waits for, nor blocks, the writer or readers; frames still in use are
         left for the next round. At stop, one last checkpoint leaves an empty log behind.
         """
-        assert self._lock_path is not None
-        wal = self._lock_path.removesuffix(".writer-lock") + "-wal"
+        assert self._sqlite_file is not None
+        wal = self._sqlite_file + "-wal"
         while True:
             self._checkpoint_wake.wait(_CHECKPOINT_POLL_S)
             self._checkpoint_wake.clear()
@@ -267,11 +268,11 @@ class Writer:
             job.future.set_exception(exc)
 
 
-def _sqlite_lock_path(engine: Engine) -> str | None:
-    """The writers' lock file beside an SQLite database file (None: not a file database)."""
+def _sqlite_file(engine: Engine) -> str | None:
+    """The SQLite database file of ``engine`` (None: PostgreSQL, or not a file database)."""
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return database + ".writer-lock"
+    return database

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from ..auth.secrets import display_secret, hash_secret, new_key_pair, verify_secret
 from ..config import Settings
 from ..store import projects as store
+from ..store.db import migrate
 
 
 @dataclass
@@ -35,6 +36,16 @@ def create_api_key(engine: Engine, project_id: str, note: str | None = None) -> 
             note=note,
         )
     return CreatedKeys(project_id, public_key, secret_key)
+
+
+def prepare_store(engine: Engine, settings: Settings) -> CreatedKeys | None:
+    """What a server does before it serves: migrate (with ``auto_migrate``), then initialise.
+
+    Returns fresh keys when a default project was created.
+    """
+    if settings.auto_migrate:
+        migrate(engine)
+    return initialize(engine, settings)
 
 
 def initialize(engine: Engine, settings: Settings) -> CreatedKeys | None:

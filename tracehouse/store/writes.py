@@ -115,10 +115,18 @@ class _Merger:
         self.stored: dict[str, dict[EntityRef, dict[str, Any]]] = {}
         self.records: dict[str, dict[EntityRef, Record]] = defaultdict(dict)
 
-    def merge(self, kind: str, grouped: dict[EntityRef, list[Event]]) -> None:
-        stored: dict[EntityRef, dict[str, Any]] = {}
-        if self.conn is not None:
-            stored = _load(self.conn, kind, [r for r in grouped if r not in self.records[kind]])
+    def merge(
+        self,
+        kind: str,
+        grouped: dict[EntityRef, list[Event]],
+        stored: dict[EntityRef, dict[str, Any]] | None = None,
+    ) -> None:
+        """Fold ``grouped`` into records, on top of the ``stored`` rows (loaded when None)."""
+        if stored is None:
+            stored = {}
+            if self.conn is not None:
+                refs = [r for r in grouped if r not in self.records[kind]]
+                stored = _load(self.conn, kind, refs)
         self.stored.setdefault(kind, {}).update(stored)
         for ref, events in grouped.items():
             record = self.records[kind].get(ref)
@@ -366,11 +374,15 @@ def _group(batch: Sequence[tuple[str, Event]]) -> PreparedBatch:
     return PreparedBatch(datetime.now(UTC), grouped, first_seen, lock_refs, {})
 
 
-def _merge_all(prepared: PreparedBatch, merger: _Merger) -> None:
+def _merge_all(
+    prepared: PreparedBatch,
+    merger: _Merger,
+    stored_observations: dict[EntityRef, dict[str, Any]] | None = None,
+) -> None:
     """Merge every kind of the batch (observations first: they imply their traces)."""
     grouped = prepared.grouped
     if grouped.get("observation"):
-        merger.merge("observation", grouped["observation"])
+        merger.merge("observation", grouped["observation"], stored_observations)
         _fill_observation_gaps(merger.records["observation"], prepared.first_seen)
         _add_implied_traces(merger.records["observation"], grouped)
     for kind in ("trace", "score"):
@@ -447,8 +459,9 @@ def commit_prepared(
     """
     _lock(conn, prepared.lock_refs)
     observations = prepared.grouped.get("observation")
-    if observations and _load(conn, "observation", observations):
-        _merge_with_stored(conn, prepared, models)
+    stored_observations = _load(conn, "observation", observations) if observations else {}
+    if stored_observations:
+        _merge_with_stored(conn, prepared, models, stored_observations)
         return
     merger = _Merger(conn, prepared.now, models)
     for kind in ("trace", "score"):
@@ -456,21 +469,18 @@ def commit_prepared(
         if not grouped:
             continue
         stored = _load(conn, kind, grouped)
-        if stored:
-            merger.stored[kind] = stored
-            for ref, row in stored.items():
-                record = Record(kind, _row_to_fields(kind, row), decode_keys(row["merge_keys"]))
-                events = grouped[ref]
-                for event in sorted(events, key=merge_key) if len(events) > 1 else events:
-                    record.apply(event)
-                merger.records[kind][ref] = record
+        if stored:  # merged again on top of what is stored; the others stay as prepared
+            merger.merge(kind, {ref: grouped[ref] for ref in stored}, stored)
             prepared.rows[kind].update(merger.rows(kind))
     params = prepared.observation_params if prepared.dialect == conn.dialect.name else None
     _write_rows(conn, prepared, params)
 
 
 def _merge_with_stored(
-    conn: Connection, prepared: PreparedBatch, models: ModelRegistry | None
+    conn: Connection,
+    prepared: PreparedBatch,
+    models: ModelRegistry | None,
+    stored_observations: dict[EntityRef, dict[str, Any]],
 ) -> None:
     # Drop the implied trace events of the first pass: they are derived again below (a trace
     # that only the first pass implied, e.g. a made-up trace id, is dropped as a whole).
@@ -482,7 +492,7 @@ def _merge_with_stored(
         else:
             del traces_grouped[ref]
     merger = _Merger(conn, prepared.now, models)
-    _merge_all(prepared, merger)
+    _merge_all(prepared, merger, stored_observations)
     for kind in ("trace", "observation", "score"):
         prepared.rows[kind] = merger.rows(kind)
     _write_rows(conn, prepared, None)

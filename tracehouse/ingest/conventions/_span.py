@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from ...jsontext import loads_strict
+
 
 @dataclass(slots=True)
 class SpanView:
@@ -120,16 +122,9 @@ def json_value(value: Any) -> Any:
         pass
     # orjson refuses integers beyond 64 bits, which JSON allows: the standard library decides.
     try:
-        return _STRICT_JSON.decode(value)  # one decoder: json.loads(..., kw) builds one per call
+        return loads_strict(value)
     except ValueError:
         return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def parse_time(value: Any) -> datetime | None:
