@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -43,3 +46,25 @@ def stop(proc: subprocess.Popen[str], timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextmanager
+def serving(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """``tracehouse serve`` on a free port with ``env``, output in ``data_dir/server.log``;
+    yields its URL once healthy and stops it (SIGTERM) afterwards."""
+    port = free_port()
+    log_path = data_dir / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, proc, log_path.read_text)
+            yield url
+        finally:
+            stop(proc)

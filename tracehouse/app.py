@@ -14,15 +14,30 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import health, ingestion, models, observations, otlp, scores, sessions, traces
+from .api import (
+    health,
+    ingestion,
+    models,
+    observations,
+    otlp,
+    prompt_metrics,
+    prompts,
+    scores,
+    sessions,
+    traces,
+)
+from .api import webhooks as webhook_api
 from .api.deps import Services, json_response
+from .api.mcp import mount as mount_mcp
 from .auth.keys import Authenticator
 from .config import ConfigError, Settings
 from .errors import TracehouseError
 from .ingest.pipeline import Writer
+from .jobs.webhooks import WebhookJob
 from .pricing.builtin import builtin_models
 from .pricing.registry import ModelRegistry
 from .services.bootstrap import CreatedKeys, prepare_store
+from .services.prompts import PromptService
 from .store import models as model_store
 from .store.db import make_engine
 
@@ -105,19 +120,24 @@ def create_app(
         models=model_registry,
     )
     stream = _stream_writer(settings, writer) if settings.redis_url else None
+    write_path = stream or writer
+    webhook_job = WebhookJob(engine, write_path.run, settings)
     services = Services(
         settings=settings,
         engine=engine,
-        writer=stream or writer,
+        writer=write_path,
         stream=stream,
         authenticator=Authenticator(engine),
         models=model_registry,
+        # Prompt writes queue webhook deliveries: the job looks for them right after each.
+        prompts=PromptService(engine, webhook_job.waking(write_path.run)),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
+            stack.callback(services.prompts.close)
             created = await anyio.to_thread.run_sync(prepare_store, engine, settings)
             if created is not None and on_keys_created is not None:
                 on_keys_created(created)
@@ -127,6 +147,9 @@ def create_app(
             if stream is not None:
                 await stream.start()
                 stack.push_async_callback(stream.stop)
+            await webhook_job.start()  # sends queued prompt-change webhooks
+            stack.push_async_callback(webhook_job.stop)
+            await stack.enter_async_context(mcp_endpoint.run())  # the MCP server
             yield
 
     app = FastAPI(
@@ -138,7 +161,22 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.services = services
+    app.state.webhook_job = webhook_job
     _install_error_handlers(app)
-    for module in (health, ingestion, otlp, traces, observations, sessions, scores, models):
+    app.add_middleware(prompts.PromptFastPath, services=services)
+    for module in (
+        health,
+        ingestion,
+        otlp,
+        traces,
+        observations,
+        sessions,
+        scores,
+        models,
+        prompts,
+        prompt_metrics,
+    ):
         app.include_router(module.router)
+    app.include_router(webhook_api.router)
+    mcp_endpoint = mount_mcp(app, services)
     return app

@@ -100,6 +100,29 @@ class Settings(BaseSettings):
         "it (simulates a slow database).",
     )
 
+    # Webhooks on prompt changes: every API process runs the delivery job.
+    webhook_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the webhook job looks for due deliveries (it also wakes at once "
+        "when a prompt change in its own process queued some).",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Time a webhook receiver has to answer one delivery attempt."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts at a webhook delivery before it is marked failed."
+    )
+    webhook_backoff_base_s: float = Field(
+        2.0,
+        gt=0,
+        description="Wait before the second attempt of a failed webhook delivery; it doubles "
+        "with each further attempt (plus up to 10% jitter).",
+    )
+    webhook_backoff_max_s: float = Field(
+        600.0, gt=0, description="Longest wait between two attempts at a webhook delivery."
+    )
+
     # Headless initialisation, with Langfuse's variable names; applied idempotently at every start.
     init_org_id: str | None = Field(None, validation_alias="LANGFUSE_INIT_ORG_ID")
     init_org_name: str | None = Field(None, validation_alias="LANGFUSE_INIT_ORG_NAME")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import pytest
 
 from tests.compat.sdk_envs import sdk_env
 from tests.contract import assert_response_matches
-from tests.serving import free_port, stop, wait_until_healthy
+from tests.serving import serving
 
 
 @dataclass
@@ -81,23 +80,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         LANGFUSE_INIT_PROJECT_PUBLIC_KEY=pk,
         LANGFUSE_INIT_PROJECT_SECRET_KEY=sk,
     )
-    port = free_port()
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracehouse", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, proc, (data_dir / "server.log").read_text)
-        with httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http:
-            yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
-    finally:
-        stop(proc)
-        log.close()
+    with (
+        serving(env, data_dir) as url,
+        httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http,
+    ):
+        yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
 
 
 @pytest.fixture(scope="session")

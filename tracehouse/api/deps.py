@@ -19,6 +19,7 @@ from ..domain.events import Event
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
 from ..jsontext import loads_strict
 from ..pricing.registry import ModelRegistry
+from ..services.prompts import PromptService
 
 if TYPE_CHECKING:
     from ..ingest.stream import StreamWriter
@@ -43,10 +44,12 @@ class Services:
     writer: WritePath
     authenticator: Authenticator
     models: ModelRegistry
+    prompts: PromptService
     stream: StreamWriter | None = None  # the Redis Stream ingest log (scale-out profile)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI would hand a plain function to a worker thread on every request.
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -55,7 +58,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 async def any_principal(request: Request) -> Principal:
     """Authenticate Basic pk:sk (full access) or Bearer pk (scores-only access)."""
-    auth: Authenticator = get_services(request).authenticator
+    auth: Authenticator = request.app.state.services.authenticator
     header = request.headers.get("authorization")
     principal = auth.cached(header)
     if principal is None:

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Windows: one process per SQLite file
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.events import Event
-from ..errors import Overloaded
+from ..errors import Overloaded, TracehouseError
 from ..pricing.registry import ModelRegistry
 from ..store.writes import PreparedBatch, commit_prepared, prepare_events
 
@@ -171,7 +171,7 @@ class Writer:
             results = self._transaction(jobs)
         except Exception as exc:
             if len(jobs) == 1:
-                log.exception("write failed")
+                _log_failure(exc)
                 self._fail(jobs[0], exc)
                 return
             # Isolate the failing request; the others still commit.
@@ -179,7 +179,7 @@ class Writer:
                 try:
                     (result,) = self._transaction([job])
                 except Exception as job_exc:
-                    log.exception("write failed")
+                    _log_failure(job_exc)
                     self._fail(job, job_exc)
                 else:
                     self._resolve(job, result)
@@ -276,3 +276,12 @@ def _sqlite_file(engine: Engine) -> str | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return database
+
+
+def _log_failure(exc: BaseException) -> None:
+    """Unexpected failures are logged with their stack; a refused request (e.g. a 400 raised
+    by a write call) is the caller's answer, not a server fault."""
+    if isinstance(exc, TracehouseError) and exc.status < 500:
+        log.debug("write refused: %s", exc)
+    else:
+        log.error("write failed", exc_info=exc)

@@ -319,6 +319,11 @@ def _array(expr: Any, oper: str, value: list[str], dialect: str) -> Any:
     return hit if oper == "any of" else not_(hit)
 
 
+def json_array_contains(dialect: str, expr: Any, value: str) -> Any:
+    """A JSON-text array of strings (e.g. tags) holds ``value``."""
+    return _array(expr, "any of", [value], dialect)
+
+
 def _json_number(text: Any, oper: str, value: float, dialect: str) -> Any:
     """Numeric comparison of a JSON value (number or numeric string); anything else never matches."""
     if dialect == "postgresql":

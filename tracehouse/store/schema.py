@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from .types import JsonText, UtcDateTime
@@ -163,6 +164,16 @@ observations = Table(
     Index(None, "project_id", "trace_id", "start_time", "id"),
     Index(None, "project_id", "start_time"),
     Index(None, "project_id", "type", "start_time", "id"),  # lists of one type (generations)
+    # Generations linked to a prompt (prompt metrics, filters): partial, so the many
+    # observations without a prompt cost the write path nothing here.
+    Index(
+        None,
+        "project_id",
+        "prompt_name",
+        "prompt_version",
+        sqlite_where=text("prompt_name IS NOT NULL"),
+        postgresql_where=text("prompt_name IS NOT NULL"),
+    ),
 )
 
 # A project's own model definitions (the built-in ones ship with the package, not in the store).
@@ -220,6 +231,107 @@ sessions = Table(
     Column("public", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("project_id", "id"),
+)
+
+# Prompt management. One row per prompt version; the content (a string for text prompts, a list
+# of messages for chat prompts) and the config are JSON. Tags are the same on every version of a
+# name (written to all of them). A label points at one version of a name at a time, so labels
+# live in their own table keyed by (project, name, label); "latest" is kept there too, by the
+# server. The dependencies of a version (its @@@langfusePrompt…@@@ references) are rows of
+# prompt_dependencies, so the prompts that use a name are found without reading every prompt.
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String, nullable=False),  # text | chat
+    Column("prompt", JsonText, nullable=False),
+    Column("config", JsonText, nullable=False),
+    Column("tags", JsonText, nullable=False),
+    Column("commit_message", Text),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "name", "version", unique=True),
+    Index(None, "project_id", "updated_at"),
+)
+
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("project_id", "name", "label"),
+    Index(None, "project_id", "name", "version"),
+)
+
+prompt_dependencies = Table(
+    "prompt_dependencies",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("parent_id", String, nullable=False),  # the referencing version (prompts.id)
+    Column("child_name", Text, nullable=False),
+    Column("child_label", Text),  # exactly one of label and version is set
+    Column("child_version", Integer),
+    Index(None, "project_id", "parent_id"),
+    Index(None, "project_id", "child_name"),
+)
+
+# One counter per project, raised by every prompt change in the same transaction: a process
+# serves prompts from its cache while the counter it cached them under is still current, so a
+# change made by any process (or the CLI) is seen by the next read everywhere.
+prompt_generations = Table(
+    "prompt_generations",
+    metadata,
+    Column("project_id", String, primary_key=True),
+    Column("generation", Integer, nullable=False),
+)
+
+# Webhooks on prompt changes, configured per project. The signing secret has to be kept
+# readable (it signs every delivery). Deliveries are an outbox: a prompt change inserts its
+# deliveries in its own transaction, and the webhook job sends them afterwards with retries;
+# the rows stay as the delivery log.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("headers", JsonText, nullable=False),  # custom static headers
+    Column("actions", JsonText, nullable=False),  # of created | updated | deleted
+    Column("prompt_names", JsonText),  # only these prompts (null: every prompt)
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("webhook_id", String, nullable=False),
+    Column("action", String, nullable=False),
+    Column("payload", Text, nullable=False),  # the exact JSON body that is signed and sent
+    Column("status", String, nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
+    Column("locked_until", UtcDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "project_id", "webhook_id", "created_at"),
 )
 
 TABLE_BY_KIND = {"trace": traces, "observation": observations, "score": scores}

@@ -20,6 +20,7 @@ from ..domain.events import Event
 from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key, time_text
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
 from ..pricing.registry import ModelRegistry
+from .prompts import prompt_ids
 from .schema import TABLE_BY_KIND, sessions, traces
 from .types import JsonText, UtcDateTime
 
@@ -503,6 +504,7 @@ def _write_rows(
 ) -> None:
     trace_rows = list(prepared.rows["trace"].values())
     _upsert(conn, traces, trace_rows)
+    _link_prompts(conn, prepared, observation_params)
     if observation_params is not None:
         _upsert_params(
             conn, _upsert_sql(conn, TABLE_BY_KIND["observation"], True), observation_params
@@ -524,6 +526,31 @@ def _write_rows(
         if r.get("session_id")
     }
     _upsert(conn, sessions, list(session_rows.values()), update=False)
+
+
+def _link_prompts(
+    conn: Connection, prepared: PreparedBatch, observation_params: list[list[Any]] | None
+) -> None:
+    """Give observations that name a prompt version the id of that version (``promptId``),
+    when the project has it; one query per batch that links prompts at all."""
+    rows = prepared.rows["observation"]
+    wanted = {
+        (project_id, row["prompt_name"], row["prompt_version"])
+        for (project_id, _), row in rows.items()
+        if row.get("prompt_name") is not None and row.get("prompt_version") is not None
+    }
+    if not wanted:
+        return
+    ids = prompt_ids(conn, wanted)
+    position = None
+    if observation_params is not None:
+        position = _upsert_sql(conn, TABLE_BY_KIND["observation"], True).names.index("prompt_id")
+    for i, ((project_id, _), row) in enumerate(rows.items()):
+        if row.get("prompt_name") is None:
+            continue
+        row["prompt_id"] = ids.get((project_id, row["prompt_name"], row["prompt_version"]))
+        if position is not None and observation_params is not None:
+            observation_params[i][position] = row["prompt_id"]
 
 
 def apply_events(
