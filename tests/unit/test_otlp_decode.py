@@ -890,3 +890,39 @@ def test_js_sdk_json_text_io_and_metadata_are_decoded() -> None:
         assert obs["metadata"]["strategy"] == "react"
         assert trace["input"] == ["q", 1]
         assert trace["output"] == "NaN"  # not JSON: kept as text
+
+
+def test_experiment_attributes_become_the_experiment_fields() -> None:
+    attrs = {
+        "langfuse.experiment.id": "exp-1",
+        "langfuse.experiment.name": "nightly",
+        "langfuse.experiment.description": "baseline",
+        "langfuse.experiment.dataset.id": "ds-1",
+        "langfuse.experiment.item.id": "item-1",
+        "langfuse.experiment.item.root_observation_id": CHILD,
+        "langfuse.experiment.item.version": "2026-01-21T14:35:42Z",
+        "langfuse.experiment.item.expected_output": '{"answer": 42}',
+        "langfuse.experiment.metadata": '{"model": "gpt-4o"}',
+        "langfuse.experiment.item.metadata.topic": "math",
+    }
+    for decoded in both(export(span("experiment-item-task", CHILD, ROOT, attrs))):
+        obs = only(decoded, "observation")
+        assert obs["experiment_id"] == "exp-1"
+        assert obs["experiment_item_id"] == "item-1"
+        assert obs["experiment_root_observation_id"] == CHILD
+        assert obs["experiment"] == {
+            "name": "nightly",
+            "description": "baseline",
+            "datasetId": "ds-1",
+            "metadata": {"model": "gpt-4o"},
+            "itemMetadata": {"topic": "math"},
+            "expectedOutput": {"answer": 42},
+            "itemVersion": "2026-01-21T14:35:42Z",
+        }
+        assert not any(k.startswith("langfuse.experiment") for k in obs["metadata"]["attributes"])
+
+
+def test_an_experiment_item_version_that_is_not_a_date_is_dropped() -> None:
+    attrs = {"langfuse.experiment.id": "e", "langfuse.experiment.item.version": "v2"}
+    obs = only(decode_request(export(span("s", CHILD, ROOT, attrs))), "observation")
+    assert obs["experiment"] == {} and obs["experiment_id"] == "e"

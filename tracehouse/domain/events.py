@@ -68,6 +68,10 @@ OBSERVATION_FIELDS = frozenset(
         "cost_details",
         "prompt_name",
         "prompt_version",
+        "experiment_id",
+        "experiment_item_id",
+        "experiment_root_observation_id",
+        "experiment",
     }
 )
 SCORE_FIELDS = frozenset(

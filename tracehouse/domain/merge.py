@@ -114,7 +114,8 @@ FIELD_CODES: tuple[str, ...] = (
     "status_message", "parent_observation_id", "usage_details", "cost_details", "prompt_name",
     "prompt_version", "value", "string_value", "data_type", "source", "observation_id",
     "dataset_run_id", "comment", "config_id", "queue_id", "author_user_id",
-    "execution_trace_id",
+    "execution_trace_id", "experiment_id", "experiment_item_id",
+    "experiment_root_observation_id", "experiment",
 )  # fmt: skip
 _CODE_OF = {name: f"#{i}" for i, name in enumerate(FIELD_CODES)}
 _METADATA_PREFIX = "metadata."

@@ -156,6 +156,14 @@ observations = Table(
     Column("prompt_id", String),
     Column("prompt_name", Text),
     Column("prompt_version", Integer),
+    # Experiment linkage sent by the SDKs' experiment runners (langfuse.experiment.* span
+    # attributes, propagated to every span of an item): the experiment, the item, the item's
+    # root observation, and the rest (name, description, metadata, dataset id, item version,
+    # expected output, item metadata) as JSON.
+    Column("experiment_id", String),
+    Column("experiment_item_id", String),
+    Column("experiment_root_observation_id", String),
+    Column("experiment", JsonText(packed=True)),
     Column("merge_keys", JsonText(packed=True), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -173,6 +181,14 @@ observations = Table(
         "prompt_version",
         sqlite_where=text("prompt_name IS NOT NULL"),
         postgresql_where=text("prompt_name IS NOT NULL"),
+    ),
+    Index(
+        None,
+        "project_id",
+        "experiment_id",
+        "start_time",
+        sqlite_where=text("experiment_id IS NOT NULL"),
+        postgresql_where=text("experiment_id IS NOT NULL"),
     ),
 )
 
@@ -332,6 +348,163 @@ webhook_deliveries = Table(
     PrimaryKeyConstraint("project_id", "id"),
     Index(None, "status", "next_attempt_at"),
     Index(None, "project_id", "webhook_id", "created_at"),
+)
+
+# Evaluation data. Score configs define what a score of a name may hold; a score that names a
+# config is checked against it.
+score_configs = Table(
+    "score_configs",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("data_type", String, nullable=False),  # NUMERIC | CATEGORICAL | BOOLEAN
+    Column("is_archived", Boolean, nullable=False),
+    Column("min_value", Float),
+    Column("max_value", Float),
+    Column("categories", JsonText),  # [{"label", "value"}] for CATEGORICAL (BOOLEAN: fixed)
+    Column("description", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "name"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("metadata", JsonText),
+    Column("input_schema", JsonText),
+    Column("expected_output_schema", JsonText),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "name", unique=True),
+)
+
+# Dataset items keep their history: every create, update or delete of an item adds a row
+# (valid_from = when it took effect) and closes the previous one (valid_to), so a dataset can be
+# read as of any past time ("version"). The current state is the rows with valid_to NULL and
+# is_deleted false.
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_to", UtcDateTime),
+    Column("is_deleted", Boolean, nullable=False),
+    Column("dataset_id", String, nullable=False),
+    Column("status", String, nullable=False),  # ACTIVE | ARCHIVED
+    Column("input", JsonText(packed=True)),
+    Column("expected_output", JsonText(packed=True)),
+    Column("metadata", JsonText(packed=True)),
+    Column("source_trace_id", String),
+    Column("source_observation_id", String),
+    Column("created_at", UtcDateTime, nullable=False),  # when the item was first created
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id", "valid_from"),
+    Index(None, "project_id", "dataset_id", "valid_to", "created_at"),
+    Index(None, "project_id", "source_trace_id"),
+)
+
+# Dataset runs and their items, as the v2/v3 SDKs and the legacy routes create them
+# (POST /api/public/dataset-run-items). Newer SDKs send experiments over OTLP instead; those are
+# read from the observations' experiment columns (see observations).
+dataset_runs = Table(
+    "dataset_runs",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("dataset_id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("metadata", JsonText),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "dataset_id", "name", unique=True),
+)
+
+dataset_run_items = Table(
+    "dataset_run_items",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("run_id", String, nullable=False),
+    Column("dataset_item_id", String, nullable=False),
+    Column("trace_id", String, nullable=False),
+    Column("observation_id", String),
+    Column("dataset_version", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "run_id", "created_at"),
+    Index(None, "project_id", "dataset_item_id"),
+    Index(None, "project_id", "trace_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("object_type", String, nullable=False),  # TRACE | OBSERVATION | SESSION | PROMPT
+    Column("object_id", String, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("author_user_id", String),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "object_type", "object_id", "created_at"),
+)
+
+annotation_queues = Table(
+    "annotation_queues",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("score_config_ids", JsonText, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "name", unique=True),
+)
+
+annotation_queue_items = Table(
+    "annotation_queue_items",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("id", String, nullable=False),
+    Column("queue_id", String, nullable=False),
+    Column("object_id", String, nullable=False),
+    Column("object_type", String, nullable=False),  # TRACE | OBSERVATION | SESSION
+    Column("status", String, nullable=False),  # PENDING | COMPLETED
+    Column("completed_at", UtcDateTime),
+    Column("annotator_user_id", String),
+    Column("locked_by_user_id", String),
+    Column("locked_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index(None, "project_id", "queue_id", "status", "created_at"),
+    Index(None, "project_id", "object_type", "object_id"),
+)
+
+annotation_queue_assignments = Table(
+    "annotation_queue_assignments",
+    metadata,
+    Column("project_id", String, nullable=False),
+    Column("queue_id", String, nullable=False),
+    Column("user_id", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("project_id", "queue_id", "user_id"),
 )
 
 TABLE_BY_KIND = {"trace": traces, "observation": observations, "score": scores}

@@ -18,7 +18,14 @@ from tracehouse.domain.environment import normalize_environment
 
 from . import genai, langfuse, logfire, openinference, others, vercel_ai
 from ._io import CONSUMED_KEYS, CONSUMED_PREFIXES, observation_io
-from ._model import cost_details, model_name, model_parameters, prompt_link, usage_details
+from ._model import (
+    cost_details,
+    experiment_fields,
+    model_name,
+    model_parameters,
+    prompt_link,
+    usage_details,
+)
 from ._span import (
     SpanView,
     first_truthy,
@@ -332,6 +339,9 @@ def map_span(span: SpanView) -> MappedSpan:
             prompt = prompt_link(attrs)
             if prompt is not None:
                 obs["prompt_name"], obs["prompt_version"] = prompt
+
+    if langfuse.EXPERIMENT_ID in attrs:
+        obs.update(experiment_fields(attrs))
 
     is_root = not span.has_parent or to_text(attrs.get(langfuse.AS_ROOT)).lower() == "true"
     if not is_root and not _carries_trace_updates(attrs):

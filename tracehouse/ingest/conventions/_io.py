@@ -23,6 +23,7 @@ CONSUMED_PREFIXES = (
     *vercel_ai.IO_PREFIXES,
     "langfuse.trace.metadata",
     "langfuse.observation.metadata",
+    "langfuse.experiment.",
 )
 
 # Producers whose I/O sits in one attribute pair: (input keys, output keys), first present wins.

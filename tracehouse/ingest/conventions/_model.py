@@ -8,7 +8,16 @@ from typing import Any
 from tracehouse.domain.usage import as_count, cost_details_from_object, usage_details_from_object
 
 from . import genai, langfuse, openinference, openllmetry, others, vercel_ai
-from ._span import SpanView, first_present, first_truthy, json_object, to_text
+from ._span import (
+    SpanView,
+    first_present,
+    first_truthy,
+    json_object,
+    json_value,
+    parse_time,
+    to_text,
+    truthy,
+)
 
 _MODEL_KEYS = (
     langfuse.MODEL,
@@ -244,3 +253,38 @@ def _prompt(name: Any, version: Any) -> tuple[str, int] | None:
     if isinstance(name, str) and name and count is not None:
         return name, count
     return None
+
+
+def experiment_fields(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Observation fields of the ``langfuse.experiment.*`` attributes (empty without an id).
+
+    Ids stay text; the name, description and dataset id are text; metadata, item metadata and
+    the expected output are JSON (sent as JSON text, or metadata as per-key attributes); the
+    item version is kept only when it is a date, as Langfuse does.
+    """
+    experiment_id = attrs.get(langfuse.EXPERIMENT_ID)
+    if not truthy(experiment_id):
+        return {}
+    details: dict[str, Any] = {}
+    for field, key in langfuse.EXPERIMENT_TEXT:
+        if truthy(attrs.get(key)):
+            details[field] = to_text(attrs[key])
+    for field, key in langfuse.EXPERIMENT_JSON:
+        value = json_object(attrs.get(key)) if truthy(attrs.get(key)) else None
+        prefix = key + "."
+        flat = {k[len(prefix) :]: v for k, v in attrs.items() if k.startswith(prefix)}
+        if value is not None or flat:
+            details[field] = {**(value or {}), **flat}
+    if langfuse.EXPERIMENT_EXPECTED_OUTPUT in attrs:
+        details["expectedOutput"] = json_value(attrs[langfuse.EXPERIMENT_EXPECTED_OUTPUT])
+    version = attrs.get(langfuse.EXPERIMENT_ITEM_VERSION)
+    if truthy(version) and parse_time(to_text(version)) is not None:
+        details["itemVersion"] = to_text(version)
+    fields: dict[str, Any] = {"experiment_id": to_text(experiment_id), "experiment": details}
+    for field, key in (
+        ("experiment_item_id", langfuse.EXPERIMENT_ITEM_ID),
+        ("experiment_root_observation_id", langfuse.EXPERIMENT_ROOT),
+    ):
+        if truthy(attrs.get(key)):
+            fields[field] = to_text(attrs[key])
+    return fields

@@ -48,6 +48,22 @@ PROMPT_KEYS = (
     ("langfuse.prompt.name", "langfuse.prompt.version"),
 )
 
+# Experiment linkage (the SDKs' experiment runners; propagated to every span of an item).
+EXPERIMENT_ID = "langfuse.experiment.id"
+EXPERIMENT_ITEM_ID = "langfuse.experiment.item.id"
+EXPERIMENT_ROOT = "langfuse.experiment.item.root_observation_id"
+EXPERIMENT_ITEM_VERSION = "langfuse.experiment.item.version"
+EXPERIMENT_TEXT = (
+    ("name", "langfuse.experiment.name"),
+    ("description", "langfuse.experiment.description"),
+    ("datasetId", "langfuse.experiment.dataset.id"),
+)
+EXPERIMENT_JSON = (  # JSON text, or per-key attributes under "<key>."
+    ("metadata", "langfuse.experiment.metadata"),
+    ("itemMetadata", "langfuse.experiment.item.metadata"),
+)
+EXPERIMENT_EXPECTED_OUTPUT = "langfuse.experiment.item.expected_output"
+
 VERSION = "langfuse.version"
 RELEASE = "langfuse.release"
 AS_ROOT = "langfuse.internal.as_root"
