@@ -14,6 +14,10 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
+from .api import annotation_queues as annotation_queue_api
+from .api import comments as comment_api
+from .api import datasets as dataset_api
+from .api import experiments as experiment_api
 from .api import (
     health,
     ingestion,
@@ -26,10 +30,12 @@ from .api import (
     sessions,
     traces,
 )
+from .api import score_configs as score_config_api
 from .api import webhooks as webhook_api
 from .api.deps import Services, json_response
 from .api.mcp import mount as mount_mcp
 from .auth.keys import Authenticator
+from .auth.limits import PublicKeyLimiter
 from .config import ConfigError, Settings
 from .errors import TracehouseError
 from .ingest.pipeline import Writer
@@ -40,6 +46,7 @@ from .services.bootstrap import CreatedKeys, prepare_store
 from .services.prompts import PromptService
 from .store import models as model_store
 from .store.db import make_engine
+from .store.score_configs import CONFIG_CACHE_TTL_S, ConfigCache
 
 if TYPE_CHECKING:
     from .ingest.stream import StreamWriter
@@ -131,6 +138,8 @@ def create_app(
         models=model_registry,
         # Prompt writes queue webhook deliveries: the job looks for them right after each.
         prompts=PromptService(engine, webhook_job.waking(write_path.run)),
+        score_configs=ConfigCache(engine, ttl_s=CONFIG_CACHE_TTL_S),
+        public_key_limiter=PublicKeyLimiter(settings.public_key_rate_per_minute),
     )
 
     @asynccontextmanager
@@ -178,5 +187,10 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(webhook_api.router)
+    app.include_router(dataset_api.router)
+    app.include_router(score_config_api.router)
+    app.include_router(experiment_api.router)
+    app.include_router(comment_api.router)
+    app.include_router(annotation_queue_api.router)
     mcp_endpoint = mount_mcp(app, services)
     return app

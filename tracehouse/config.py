@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         5_000,
         description="Most events the writer (or a stream worker) commits in one transaction.",
     )
+    public_key_rate_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Requests per minute one public key may send alone (`Authorization: Bearer "
+        "<public key>`, browser feedback scores), per API process; bursts of a sixth of it pass "
+        "at once. Beyond it: 429 + Retry-After. 0 = no limit.",
+    )
     auto_migrate: bool = Field(
         True, description="Apply database migrations when `serve` (or `worker`) starts."
     )

@@ -3,13 +3,21 @@ DELETE /api/public/scores/{id}. Every response is checked against the OpenAPI co
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from tests.conftest import Project
 from tests.contract import assert_response_matches
 from tests.factories import event, new_id, ts
+from tracehouse.app import create_app
+from tracehouse.auth.limits import PublicKeyLimiter
+from tracehouse.config import Settings
+from tracehouse.domain.score_configs import new_config
+from tracehouse.store import score_configs as config_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -58,6 +66,28 @@ def _ingest(project, *events: dict[str, Any]) -> None:
 
 def _score(score_id: str, at: float, **body: Any) -> dict[str, Any]:
     return event("score-create", {"id": score_id, **body}, at=at)
+
+
+def _config(project, name: str, data_type: str, **body: Any) -> str:
+    """A new score config of the project; its id."""
+    r = _checked(
+        project.post(
+            "/api/public/score-configs", json={"name": name, "dataType": data_type, **body}
+        )
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def _with_configs(params: dict[str, Any], configs: dict[str, str]) -> dict[str, Any]:
+    """``params`` with the placeholder config ids (``cfg-1``) replaced by the real ones."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, str):
+            for placeholder, real in configs.items():
+                value = value.replace(placeholder, real)
+        out[key] = value
+    return out
 
 
 def _bad_request(response: httpx.Response, field: str) -> None:
@@ -128,6 +158,7 @@ def test_post_without_id_answers_a_new_id(project):
 
 def test_post_keeps_every_field_sent(project):
     trace_id, obs_id = new_id(), new_id()
+    config_id = _config(project, "helpfulness", "NUMERIC", minValue=0, maxValue=5)
     score_id = _create(
         project,
         id="my-score",
@@ -140,7 +171,7 @@ def test_post_keeps_every_field_sent(project):
         environment="Staging",
         queueId="queue-1",
         source="ANNOTATION",
-        configId="cfg-1",
+        configId=config_id,
     )
     assert score_id == "my-score"
     score = _one(project, score_id)
@@ -150,7 +181,7 @@ def test_post_keeps_every_field_sent(project):
     assert score["environment"] == "staging"
     assert (score["queueId"], score["configId"], score["source"]) == (
         "queue-1",
-        "cfg-1",
+        config_id,
         "ANNOTATION",
     )
 
@@ -317,8 +348,18 @@ def test_environment_of_a_score_cannot_change(project):
 # -- v2 list: filters --------------------------------------------------------------------------
 
 
-def _seed(project) -> None:
-    """Two traces and eight scores of every kind, at known times (ts(1) .. ts(8))."""
+def _seed(project) -> dict[str, str]:
+    """Two traces and eight scores of every kind, at known times (ts(1) .. ts(8)).
+
+    Returns the ids of the two score configs, by their placeholders ``cfg-1`` and ``cfg-2``.
+    """
+    configs = {
+        "cfg-1": _config(
+            project, "label", "CATEGORICAL",
+            categories=[{"label": "yes", "value": 0.5}, {"label": "no", "value": 0}],
+        ),
+        "cfg-2": _config(project, "ok", "BOOLEAN"),
+    }  # fmt: skip
     _ingest(
         project,
         event(
@@ -334,16 +375,17 @@ def _seed(project) -> None:
             "s2", 2, traceId="T1", observationId="O1", name="quality", value=0.2,
             source="EVAL", environment="prod", metadata={"k": "v2"},
         ),
-        _score("s3", 3, traceId="T2", name="label", value="yes", configId="cfg-1"),
+        _score("s3", 3, traceId="T2", name="label", value="yes", configId=configs["cfg-1"]),
         _score(
             "s4", 4, traceId="T2", name="ok", value=1, dataType="BOOLEAN", queueId="q-1",
-            source="ANNOTATION", configId="cfg-2",
+            source="ANNOTATION", configId=configs["cfg-2"],
         ),
         _score("s5", 5, sessionId="sess-9", name="session-score", value=3, environment="staging"),
         _score("s6", 6, datasetRunId="run-1", name="run-score", value=5),
         _score("s7", 7, traceId="T2", observationId="O2", name="note", value="hello", dataType="TEXT"),
         _score("s8", 8, traceId="no-such-trace", name="orphan", value=1),
     )  # fmt: skip
+    return configs
 
 
 ALL = {f"s{i}" for i in range(1, 9)}
@@ -366,7 +408,8 @@ ALL = {f"s{i}" for i in range(1, 9)}
         ({"operator": ">=", "value": 1}, {"s4", "s5", "s6", "s8"}),
         ({"operator": "<", "value": 0.5}, {"s2"}),
         ({"operator": "=", "value": 3}, {"s5"}),
-        ({"operator": "!=", "value": 1}, {"s1", "s2", "s5", "s6"}),
+        # s3's category "yes" has the value 0.5 in its config
+        ({"operator": "!=", "value": 1}, {"s1", "s2", "s3", "s5", "s6"}),
         ({"operator": "<=", "value": 0}, set()),
         ({"operator": ">", "value": 4}, {"s6"}),
         ({"scoreIds": "s1, s3"}, {"s1", "s3"}),
@@ -416,8 +459,8 @@ ALL = {f"s{i}" for i in range(1, 9)}
     ],
 )
 def test_v2_list_filters(project, params, expected):
-    _seed(project)
-    body = _list(project, **params)
+    configs = _seed(project)
+    body = _list(project, **_with_configs(params, configs))
     assert {s["id"] for s in body["data"]} == expected
     assert body["meta"]["totalItems"] == len(expected)
 
@@ -541,10 +584,10 @@ def test_v3_list_has_core_fields_and_a_typed_value(project):
 
 
 def test_v3_field_groups_add_details_subject_and_annotation(project):
-    _seed(project)
+    configs = _seed(project)
     data = {s["id"]: s for s in _list_v3(project, fields="details,subject,annotation")["data"]}
     assert (data["s1"]["comment"], data["s1"]["metadata"]) == ("good answer", {"k": "v1"})
-    assert data["s3"]["configId"] == "cfg-1"
+    assert data["s3"]["configId"] == configs["cfg-1"]
     assert data["s1"]["subject"] == {"kind": "trace", "id": "T1"}
     assert data["s2"]["subject"] == {"kind": "observation", "id": "O1", "traceId": "T1"}
     assert data["s5"]["subject"] == {"kind": "session", "id": "sess-9"}
@@ -593,8 +636,10 @@ def test_v3_cursor_walks_every_score_once(project):
     ],
 )
 def test_v3_list_filters(project, params, expected):
-    _seed(project)
-    assert {s["id"] for s in _list_v3(project, **params)["data"]} == expected
+    configs = _seed(project)
+    assert {
+        s["id"] for s in _list_v3(project, **_with_configs(params, configs))["data"]
+    } == expected
 
 
 @pytest.mark.parametrize(
@@ -621,3 +666,304 @@ def test_v3_list_filters(project, params, expected):
 def test_v3_list_bad_parameter_is_refused_with_400_naming_it(project, params, field):
     r = _checked(project.get("/api/public/v3/scores", params=params))
     _bad_request(r, field)
+
+
+# -- scores checked against their score config -------------------------------------------------
+
+
+def _configs(project) -> dict[str, str]:
+    """One config of every data type; their ids by data type."""
+    return {
+        "NUMERIC": _config(project, "accuracy", "NUMERIC", minValue=0, maxValue=1),
+        "CATEGORICAL": _config(
+            project, "tone", "CATEGORICAL",
+            categories=[{"label": "rude", "value": 0}, {"label": "friendly", "value": 2}],
+        ),
+        "BOOLEAN": _config(project, "thumbs", "BOOLEAN"),
+        "TEXT": _config(project, "notes", "TEXT"),
+    }  # fmt: skip
+
+
+# (config, score body without configId/traceId, expected dataType, value, stringValue)
+CONFIGURED = [
+    ("NUMERIC", {"name": "accuracy", "value": 0.25}, "NUMERIC", 0.25, None),
+    ("NUMERIC", {"name": "accuracy", "value": 1, "dataType": "NUMERIC"}, "NUMERIC", 1, None),
+    ("NUMERIC", {"name": "accuracy", "value": 0}, "NUMERIC", 0, None),
+    ("CATEGORICAL", {"name": "tone", "value": "friendly"}, "CATEGORICAL", 2, "friendly"),
+    ("CATEGORICAL", {"name": "tone", "value": "rude", "dataType": "CATEGORICAL"}, "CATEGORICAL", 0, "rude"),
+    ("BOOLEAN", {"name": "thumbs", "value": 1}, "BOOLEAN", 1, "True"),
+    ("BOOLEAN", {"name": "thumbs", "value": 0, "dataType": "BOOLEAN"}, "BOOLEAN", 0, "False"),
+    ("TEXT", {"name": "notes", "value": "well argued"}, "TEXT", None, "well argued"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "body", "data_type", "value", "string_value"), CONFIGURED)
+def test_score_with_a_config_takes_its_type_and_category_value(
+    project, kind, body, data_type, value, string_value
+):
+    config_id = _configs(project)[kind]
+    posted = _create(project, traceId=new_id(), configId=config_id, **body)
+    score_id = new_id()
+    _ingest(project, _score(score_id, 0, traceId=new_id(), configId=config_id, **body))
+    for sid in (posted, score_id):
+        score = _one(project, sid)
+        assert (score["dataType"], score["value"], score.get("stringValue")) == (
+            data_type,
+            value,
+            string_value,
+        )
+        assert score["configId"] == config_id
+
+
+# (config, score body without configId/traceId, field named by the error)
+MISFITS = [
+    ("NUMERIC", {"name": "accuracy", "value": 1.5}, "value"),
+    ("NUMERIC", {"name": "accuracy", "value": -0.1}, "value"),
+    ("NUMERIC", {"name": "accuracy", "value": "high"}, "value"),
+    ("NUMERIC", {"name": "accuracy", "value": 1, "dataType": "BOOLEAN"}, "dataType"),
+    ("NUMERIC", {"name": "Accuracy", "value": 0.5}, "name"),
+    ("CATEGORICAL", {"name": "tone", "value": "neutral"}, "value"),
+    ("CATEGORICAL", {"name": "tone", "value": 2}, "value"),
+    ("CATEGORICAL", {"name": "tone", "value": "rude", "dataType": "TEXT"}, "dataType"),
+    ("BOOLEAN", {"name": "thumbs", "value": 0.5}, "value"),
+    ("BOOLEAN", {"name": "thumbs", "value": "True"}, "value"),
+    ("BOOLEAN", {"name": "thumbs", "value": 1, "dataType": "NUMERIC"}, "dataType"),
+    ("TEXT", {"name": "notes", "value": 3}, "value"),
+    ("TEXT", {"name": "notes", "value": "x" * 501, "dataType": "TEXT"}, "value"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "body", "field"), MISFITS)
+def test_score_that_does_not_fit_its_config_is_refused_naming_the_field(project, kind, body, field):
+    config_id = _configs(project)[kind]
+    _bad_request(_post(project, {"traceId": new_id(), "configId": config_id, **body}), field)
+    bad = _score(new_id(), 0, traceId=new_id(), configId=config_id, **body)
+    r = project.ingest(bad)
+    assert r.status_code == 207
+    assert r.json()["successes"] == []
+    (error,) = r.json()["errors"]
+    assert (error["id"], error["status"], error["message"]) == (
+        bad["id"],
+        400,
+        "Invalid request data",
+    )
+    assert error["error"].startswith(f"body.{field}: "), error
+    assert _list(project)["data"] == []
+
+
+def test_unknown_or_other_projects_config_is_refused(project, other_project):
+    foreign = _config(other_project, "accuracy", "NUMERIC")
+    for config_id in ("no-such-config", foreign):
+        body = {"traceId": new_id(), "name": "accuracy", "value": 0.5, "configId": config_id}
+        r = _post(project, body)
+        _bad_request(r, "configId")
+        assert config_id in r.json()["message"]
+    assert _list(project)["data"] == []
+
+
+def test_archived_config_refuses_scores_until_unarchived(project):
+    config_id = _config(project, "accuracy", "NUMERIC")
+    body = {"traceId": new_id(), "name": "accuracy", "value": 0.5, "configId": config_id}
+    _create(project, **body)  # also warms the config cache of this process
+    archive = {"isArchived": True}
+    assert (
+        project.request("PATCH", f"/api/public/score-configs/{config_id}", json=archive).status_code
+        == 200
+    )
+    r = _post(project, body)
+    _bad_request(r, "configId")
+    assert "archived" in r.json()["message"]
+    unarchive = {"isArchived": False}
+    assert (
+        project.request(
+            "PATCH", f"/api/public/score-configs/{config_id}", json=unarchive
+        ).status_code
+        == 200
+    )
+    _create(project, **body)
+    assert _list(project)["meta"]["totalItems"] == 2
+
+
+def test_config_changes_apply_to_the_next_score_at_once(project):
+    config_id = _config(project, "accuracy", "NUMERIC", minValue=0, maxValue=10)
+    body = {"traceId": new_id(), "name": "accuracy", "value": 7, "configId": config_id}
+    _create(project, **body)
+    patch = {"maxValue": 5}
+    assert (
+        project.request("PATCH", f"/api/public/score-configs/{config_id}", json=patch).status_code
+        == 200
+    )
+    _bad_request(_post(project, body), "value")
+
+
+def test_config_created_by_another_process_is_found_at_once(project):
+    """A configId missing from the cached snapshot makes it re-read (another process may have
+    just created the config)."""
+    warm = _config(project, "accuracy", "NUMERIC")
+    _create(project, traceId=new_id(), name="accuracy", value=1, configId=warm)
+    engine = project.http.app.state.services.engine
+    config = new_config(
+        {"name": "thumbs", "dataType": "BOOLEAN"},
+        project_id=project.id,
+        config_id="made-elsewhere",
+        now=datetime.now(UTC),
+    )
+    with engine.begin() as conn:  # behind the back of this process's cache
+        config_store.insert_config(conn, config)
+    score_id = _create(project, traceId=new_id(), name="thumbs", value=1, configId="made-elsewhere")
+    assert _one(project, score_id)["stringValue"] == "True"
+
+
+def test_ingestion_keeps_the_valid_scores_of_a_batch_with_misfits(project):
+    configs = _configs(project)
+    good = _score(
+        new_id(), 0, traceId=new_id(), name="thumbs", value=1, configId=configs["BOOLEAN"]
+    )
+    plain = _score(new_id(), 1, traceId=new_id(), name="free", value=42)
+    misfit = _score(
+        new_id(), 2, traceId=new_id(), name="tone", value="meh", configId=configs["CATEGORICAL"]
+    )
+    unknown = _score(new_id(), 3, traceId=new_id(), name="x", value=1, configId="nope")
+    trace = event("trace-create", {"id": new_id()})
+    r = project.ingest(good, misfit, plain, unknown, trace)
+    assert r.status_code == 207
+    assert_response_matches(r)
+    assert [s["id"] for s in r.json()["successes"]] == [good["id"], plain["id"], trace["id"]]
+    errors = {e["id"]: e for e in r.json()["errors"]}
+    assert set(errors) == {misfit["id"], unknown["id"]}
+    assert errors[misfit["id"]]["error"].startswith("body.value: ")
+    assert errors[unknown["id"]]["error"].startswith("body.configId: ")
+    assert {s["name"] for s in _list(project)["data"]} == {"thumbs", "free"}
+
+
+def test_a_list_of_scores_reports_config_misfits_per_item(project):
+    config_id = _config(project, "accuracy", "NUMERIC", maxValue=1)
+    r = project.post(
+        "/api/public/scores",
+        json=[
+            {"traceId": "t", "name": "accuracy", "value": 0.5, "configId": config_id},
+            {"traceId": "t", "name": "accuracy", "value": 2, "configId": config_id},
+            {"traceId": "t", "name": "free", "value": 2},
+            {"traceId": "t", "name": "other", "value": 2, "configId": config_id},
+        ],
+    )
+    assert r.status_code == 207, r.text
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert [e["message"].split(":")[0] for e in body["errors"]] == ["[1] value", "[3] name"]
+    assert sorted(s["value"] for s in _list(project)["data"]) == [0.5, 2]
+
+
+def test_scores_without_config_never_read_the_configs(project):
+    services = project.http.app.state.services
+    _ingest(project, _score(new_id(), 0, traceId=new_id(), name="free", value=1))
+    _create(project, traceId=new_id(), name="free", value=2)
+    assert services.score_configs.cached(project.id) is None
+
+
+# -- ANNOTATION and CORRECTION rules -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"traceId": "t", "name": "x", "value": 1, "source": "ANNOTATION"}, "configId"),
+        ({"traceId": "t", "name": "x", "value": 1, "source": "ANNOTATION", "configId": ""}, "configId"),
+        ({"sessionId": "s", "name": "x", "value": "fix", "dataType": "CORRECTION"}, "sessionId"),
+        ({"datasetRunId": "r", "name": "x", "value": "fix", "dataType": "CORRECTION"}, "datasetRunId"),
+        ({"traceId": "t", "name": "x", "value": "y", "dataType": "CORRECTION", "configId": "c"}, "configId"),
+    ],
+)  # fmt: skip
+def test_annotation_and_correction_rules_hold_on_both_paths(project, body, field):
+    _bad_request(_post(project, body), field)
+    bad = _score(new_id(), 0, **body)
+    r = project.ingest(bad)
+    (error,) = r.json()["errors"]
+    assert error["id"] == bad["id"] and error["error"].startswith(f"body.{field}: ")
+    assert _list(project)["data"] == []
+
+
+def test_annotation_correction_needs_no_config(project):
+    score_id = _create(
+        project, traceId=new_id(), name="fix", value="better answer", dataType="CORRECTION",
+        source="ANNOTATION",
+    )  # fmt: skip
+    assert _one(project, score_id)["source"] == "ANNOTATION"
+
+
+def test_annotation_score_with_its_config_is_stored(project):
+    config_id = _config(project, "tone", "CATEGORICAL", categories=[{"label": "ok", "value": 1}])
+    score_id = new_id()
+    _ingest(
+        project,
+        _score(score_id, 0, traceId=new_id(), name="tone", value="ok", source="ANNOTATION",
+               configId=config_id, queueId="q"),
+    )  # fmt: skip
+    score = _one(project, score_id)
+    assert (score["source"], score["value"], score["queueId"]) == ("ANNOTATION", 1, "q")
+
+
+# -- browser feedback: Bearer <public key> may send scores, rate-limited -----------------------
+
+
+def test_public_key_alone_may_send_configured_feedback_scores(project):
+    config_id = _config(project, "thumbs", "BOOLEAN")
+    bearer = {"Authorization": f"Bearer {project.public_key}"}
+    good = _score(new_id(), 0, traceId=new_id(), name="thumbs", value=1, configId=config_id)
+    bad = _score(new_id(), 0, traceId=new_id(), name="thumbs", value=3, configId=config_id)
+    r = project.http.post("/api/public/ingestion", json={"batch": [good, bad]}, headers=bearer)
+    assert r.status_code == 207
+    assert [s["id"] for s in r.json()["successes"]] == [good["id"]]
+    assert [e["id"] for e in r.json()["errors"]] == [bad["id"]]
+    assert _one(project, good["body"]["id"])["stringValue"] == "True"
+
+
+@pytest.fixture
+def limited_app(tmp_path):
+    """An app (embedded store) whose public keys may send 12 requests a minute, bursts of 2."""
+    settings = Settings(data_dir=tmp_path, public_key_rate_per_minute=12)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_public_key_requests_are_rate_limited_per_key(limited_app):
+    first, second = Project(limited_app), Project(limited_app)
+
+    def send(p: Project) -> httpx.Response:
+        score = _score(new_id(), 0, traceId=new_id(), name="thumbs", value=1)
+        return limited_app.post(
+            "/api/public/ingestion",
+            json={"batch": [score]},
+            headers={"Authorization": f"Bearer {p.public_key}"},
+        )
+
+    assert [send(first).status_code for _ in range(2)] == [207, 207]  # the burst
+    r = send(first)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"] == "TooManyRequestsError"
+    assert 1 <= int(r.headers["Retry-After"]) <= 5  # a token every 5 s
+    assert send(second).status_code == 207  # another key has its own bucket
+    # The secret key is not limited.
+    assert first.ingest(_score(new_id(), 0, traceId=new_id(), name="x", value=1)).status_code == 207
+    assert _list(first)["meta"]["totalItems"] == 3
+
+
+def test_public_key_rate_limit_can_be_disabled(tmp_path):
+    with TestClient(
+        create_app(Settings(data_dir=tmp_path, public_key_rate_per_minute=0))
+    ) as client:
+        p = Project(client)
+        bearer = {"Authorization": f"Bearer {p.public_key}"}
+        for _ in range(30):
+            batch = {"batch": [_score(new_id(), 0, traceId="t", name="x", value=1)]}
+            assert (
+                client.post("/api/public/ingestion", json=batch, headers=bearer).status_code == 207
+            )
+
+
+def test_token_bucket_refills_at_the_rate():
+    limiter = PublicKeyLimiter(rate_per_minute=600)  # 10 a second, bursts of 100
+    assert all(limiter.take("pk") == 0 for _ in range(100))
+    wait = limiter.take("pk")
+    assert 0 < wait <= 0.1
+    assert limiter.take("other") == 0

@@ -12,6 +12,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ import pytest
 from tests.compat.sdk_envs import sdk_env
 from tests.contract import assert_response_matches
 from tests.serving import serving
+from tracehouse.config import Settings
+from tracehouse.services.bootstrap import create_api_key
+from tracehouse.store.db import make_engine
 
 
 @dataclass
@@ -31,6 +35,22 @@ class Server:
     secret_key: str
     project_id: str
     http: httpx.Client = field(repr=False)
+    data_dir: Path | None = None
+
+    def new_keys(self) -> tuple[str, str]:
+        """A fresh API key pair of this server's project (written to its embedded store).
+
+        The Langfuse SDK keeps one set of resources (HTTP client, exporter, prompt cache) per
+        public key in a process, and ``shutdown`` closes them: test modules that each build and
+        shut down a client therefore use keys of their own.
+        """
+        assert self.data_dir is not None
+        engine = make_engine(Settings(data_dir=self.data_dir))
+        try:
+            keys = create_api_key(engine, self.project_id)
+        finally:
+            engine.dispose()
+        return keys.public_key, keys.secret_key
 
     def sdk_env(self, **extra: str) -> dict[str, str]:
         """An environment for an SDK subprocess pointing at this server (and nothing else)."""
@@ -84,7 +104,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         serving(env, data_dir) as url,
         httpx.Client(base_url=url, auth=(pk, sk), timeout=30) as http,
     ):
-        yield Server(url=url, public_key=pk, secret_key=sk, project_id="compat", http=http)
+        yield Server(
+            url=url,
+            public_key=pk,
+            secret_key=sk,
+            project_id="compat",
+            http=http,
+            data_dir=data_dir,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -142,3 +169,30 @@ def assert_no_sdk_errors(result: dict[str, Any]) -> None:
 
 def by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {item["id"]: item for item in items}
+
+
+@contextmanager
+def sdk_client(
+    server: Server, environment: str | None, event_hooks: dict[str, list[Any]] | None = None
+) -> Iterator[Any]:
+    """The official Langfuse SDK (the main environment's 5.x) in this process, against
+    ``server`` with a key of its own, a private tracer provider and an httpx client carrying
+    ``event_hooks`` (to watch what the SDK sends); shut down afterwards."""
+    from langfuse import Langfuse
+    from opentelemetry.sdk.trace import TracerProvider
+
+    http = httpx.Client(timeout=30, event_hooks=event_hooks or {})
+    public_key, secret_key = server.new_keys()
+    client = Langfuse(
+        public_key=public_key,
+        secret_key=secret_key,
+        base_url=server.url,
+        tracer_provider=TracerProvider(),
+        httpx_client=http,
+        **({"environment": environment} if environment else {}),
+    )
+    try:
+        yield client
+    finally:
+        client.shutdown()
+        http.close()

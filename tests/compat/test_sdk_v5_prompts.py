@@ -21,9 +21,8 @@ import httpx
 import pytest
 from langfuse import Langfuse
 from langfuse.api import NotFoundError
-from opentelemetry.sdk.trace import TracerProvider
 
-from tests.compat.conftest import Server
+from tests.compat.conftest import Server, sdk_client
 
 pytestmark = pytest.mark.compat
 
@@ -53,20 +52,8 @@ def sent() -> Sent:
 
 @pytest.fixture(scope="module")
 def lf(server: Server, sent: Sent) -> Iterator[Langfuse]:
-    http = httpx.Client(timeout=30, event_hooks={"request": [sent.hook]})
-    client = Langfuse(
-        public_key=server.public_key,
-        secret_key=server.secret_key,
-        base_url=server.url,
-        tracer_provider=TracerProvider(),
-        httpx_client=http,
-        environment="sdk5-prompts",
-    )
-    try:
+    with sdk_client(server, "sdk5-prompts", {"request": [sent.hook]}) as client:
         yield client
-    finally:
-        client.shutdown()
-        http.close()
 
 
 def _name(suffix: str) -> str:

@@ -14,12 +14,14 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Engine
 
 from ..auth.keys import Authenticator, Principal
+from ..auth.limits import PublicKeyLimiter
 from ..config import Settings
 from ..domain.events import Event
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
 from ..jsontext import loads_strict
 from ..pricing.registry import ModelRegistry
 from ..services.prompts import PromptService
+from ..store.score_configs import ConfigCache
 
 if TYPE_CHECKING:
     from ..ingest.stream import StreamWriter
@@ -45,6 +47,8 @@ class Services:
     authenticator: Authenticator
     models: ModelRegistry
     prompts: PromptService
+    score_configs: ConfigCache  # the configs scores are checked against (per process)
+    public_key_limiter: PublicKeyLimiter  # browser feedback: requests with the public key alone
     stream: StreamWriter | None = None  # the Redis Stream ingest log (scale-out profile)
 
 

@@ -8,6 +8,8 @@ from fastapi.responses import Response
 
 from ..ingest.batch import EventError, ParsedBatch, parse_batch, parse_envelope
 from .deps import AnyPrincipal, ServicesDep, json_response, parse_json, read_body
+from .score_configs import check_configured_scores
+from .scores import limit_public_key
 
 router = APIRouter()
 
@@ -24,6 +26,7 @@ def _parse(body: bytes | bytearray) -> ParsedBatch:
 async def ingest_batch(
     request: Request, services: ServicesDep, principal: AnyPrincipal
 ) -> Response:
+    limit_public_key(request, services, principal)  # Bearer (public key alone) only
     body = await read_body(request, services.settings.max_body_bytes)
     if len(body) <= _INLINE_PARSE_BYTES:
         parsed = _parse(body)
@@ -42,6 +45,11 @@ async def ingest_batch(
         ]
         successes = [s for s in successes if s not in denied]
         events = allowed
+    if parsed.configured_scores:  # scores naming a configId are checked against the config
+        events, successes, rejected = await check_configured_scores(
+            services, principal.project_id, events, successes, parsed.configured_scores
+        )
+        errors += rejected
 
     await services.writer.write(principal.project_id, events)
     return json_response(

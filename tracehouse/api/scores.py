@@ -15,8 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from ..auth.keys import Principal
 from ..domain.events import SCORE_DATA_TYPES, SCORE_SOURCES, Event
-from ..errors import InvalidInput, NotFound
+from ..domain.score_configs import apply_config
+from ..errors import InvalidInput, NotFound, RateLimited
 from ..ingest.batch import parse_event
 from ..store import scores as score_store
 from ..store.filters import parse_filter_param
@@ -30,6 +32,7 @@ from .params import (
     simple_condition,
     time_window,
 )
+from .score_configs import project_configs
 
 router = APIRouter()
 
@@ -55,7 +58,10 @@ def _request_field_error(exc: InvalidInput) -> InvalidInput:
 
 
 def score_event(body: Any) -> Event:
-    """A CreateScoreRequest as a ``score-create`` event, validated by the ingestion parser."""
+    """A CreateScoreRequest as a ``score-create`` event, validated by the ingestion parser.
+
+    A score naming a ``configId`` still has to pass :func:`_check_configs`.
+    """
     if not isinstance(body, dict):
         raise InvalidInput("body", "expected a JSON object (CreateScoreRequest)")
     if body.get("source") == "EVAL":
@@ -75,14 +81,28 @@ def score_event(body: Any) -> Event:
     except InvalidInput as exc:
         raise _request_field_error(exc) from None
     assert event is not None  # only sdk-log parses to None
-    fields = event.fields
-    if (
-        fields["source"] == "ANNOTATION"
-        and fields.get("config_id") is None
-        and fields["data_type"] != "CORRECTION"
-    ):
-        raise InvalidInput("configId", "is required for ANNOTATION scores (except CORRECTION)")
     return event
+
+
+async def _check_configs(
+    services: ServicesDep, project_id: str, scores: list[tuple[Event, Any]]
+) -> list[InvalidInput | None]:
+    """Check the scores that name a configId against it: one result per score (None: valid)."""
+    wanted = {e.fields["config_id"] for e, _ in scores if e.fields.get("config_id")}
+    if not wanted:
+        return [None] * len(scores)
+    configs = await project_configs(services, project_id, wanted)
+    results: list[InvalidInput | None] = []
+    for event, sent_data_type in scores:
+        config_id = event.fields.get("config_id")
+        try:
+            if config_id:
+                apply_config(event.fields, sent_data_type, configs.get(config_id), config_id)
+        except InvalidInput as exc:
+            results.append(exc)
+            continue
+        results.append(None)
+    return results
 
 
 @router.post("/api/public/scores")
@@ -93,6 +113,11 @@ async def create_score(
     if isinstance(body, list):
         return await _create_scores(body, services, principal.project_id)
     event = score_event(body)
+    (problem,) = await _check_configs(
+        services, principal.project_id, [(event, body.get("dataType"))]
+    )
+    if problem is not None:
+        raise problem
     await services.writer.write(principal.project_id, [event])
     return json_response({"id": event.entity_id})
 
@@ -105,20 +130,43 @@ async def _create_scores(items: list[Any], services: ServicesDep, project_id: st
     """
     if not items:
         raise InvalidInput("body", "expected at least one score")
-    events: list[Event] = []
-    errors: list[dict[str, str]] = []
+    parsed: list[tuple[int, Event, Any]] = []
+    problems: dict[int, str] = {}
     for index, item in enumerate(items):
         try:
-            events.append(score_event(item))
+            parsed.append((index, score_event(item), item.get("dataType")))
         except InvalidInput as exc:
-            errors.append({"message": f"[{index}] {exc.message}"})
+            problems[index] = exc.message
+    checks = await _check_configs(services, project_id, [(e, t) for _, e, t in parsed])
+    events: list[Event] = []
+    for (index, event, _), problem in zip(parsed, checks, strict=True):
+        if problem is None:
+            events.append(event)
+        else:
+            problems[index] = problem.message
     if events:
         await services.writer.write(project_id, events)
-    if not errors:
+    if not problems:
         return json_response({"message": "Accepted"}, status_code=202)
+    errors = [{"message": f"[{index}] {problems[index]}"} for index in sorted(problems)]
     return json_response(
         {"accepted": len(events), "rejected": len(errors), "errors": errors}, status_code=207
     )
+
+
+# -- browser feedback: the public key alone (Bearer) may send scores, rate-limited -------------
+
+
+def limit_public_key(request: Request, services: ServicesDep, principal: Principal) -> None:
+    """429 + Retry-After when a public key alone (Bearer, scores only) sends too often."""
+    if principal.scope == "project":
+        return
+    wait = services.public_key_limiter.take(principal.public_key)
+    if wait > 0:
+        raise RateLimited(
+            "Too many requests with this public key; retry later",
+            retry_after=max(1, math.ceil(wait)),
+        )
 
 
 # -- query-parameter helpers -----------------------------------------------------------------
@@ -329,7 +377,7 @@ def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _v3_item(row: dict[str, Any], groups: set[str]) -> dict[str, Any]:
+def v3_item(row: dict[str, Any], groups: set[str]) -> dict[str, Any]:
     out = {
         "id": row["id"],
         "projectId": row["project_id"],
@@ -479,4 +527,4 @@ def list_scores_v3(
     if len(rows) > limit:  # one extra row was read to know whether another page exists
         rows = rows[:limit]
         meta["cursor"] = encode_cursor(rows[-1]["timestamp"], rows[-1]["id"])
-    return json_response({"data": [_v3_item(r, groups) for r in rows], "meta": meta})
+    return json_response({"data": [v3_item(r, groups) for r in rows], "meta": meta})

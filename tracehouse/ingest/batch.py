@@ -11,7 +11,11 @@ the server. Every check raises :class:`~tracehouse.errors.InvalidInput` naming t
 Deliberate differences from Langfuse:
 - trace/score (and legacy ``observation-*``) bodies without ``id`` get a deterministic id derived
   from the envelope id instead of being acknowledged and silently dropped;
-- ``sdk-log`` events are reported as successes (Langfuse lists them nowhere).
+- ``sdk-log`` events are reported as successes (Langfuse lists them nowhere);
+- scores Langfuse's worker would drop silently are refused here with a per-event error:
+  ``ANNOTATION`` without ``configId`` (except CORRECTION), CORRECTION on a session or dataset
+  run; scores naming a ``configId`` are listed in ``ParsedBatch.configured_scores`` so that the
+  caller checks them against the config (``api.score_configs.check_configured_scores``).
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class ParsedBatch:
     events: list[Event] = field(default_factory=list)  # accepted events, in batch order
     successes: list[str] = field(default_factory=list)  # envelope ids answered 201
     errors: list[EventError] = field(default_factory=list)
+    # Accepted scores that name a configId, with their dataType as sent (None: not sent). They
+    # still have to be checked against the config (a database read) before they are stored.
+    configured_scores: list[tuple[Event, Any]] = field(default_factory=list)
 
 
 def derive_entity_id(kind: str, envelope_id: str) -> str:
@@ -496,8 +503,14 @@ def _score_value(body: dict[str, Any], fields: dict[str, Any]) -> None:
             raise InvalidInput(
                 "body.value", f"TEXT scores need 1 to {MAX_TEXT_SCORE_LENGTH} characters"
             )
-        if data_type == "CORRECTION" and body.get("configId") is not None:
-            raise InvalidInput("body.configId", "CORRECTION scores cannot reference a config")
+        if data_type == "CORRECTION":
+            if body.get("configId") is not None:
+                raise InvalidInput("body.configId", "CORRECTION scores cannot reference a config")
+            for key in ("sessionId", "datasetRunId"):
+                if body.get(key) is not None:
+                    raise InvalidInput(
+                        f"body.{key}", "CORRECTION scores can only target a trace or observation"
+                    )
         fields["value"] = None
         fields["string_value"] = value
     fields["data_type"] = data_type
@@ -536,6 +549,12 @@ def _parse_score(envelope_id: str, ts: datetime, body: dict[str, Any], spec: _Sp
     elif not isinstance(source, str) or source not in _SCORE_SOURCES:
         raise InvalidInput("body.source", "expected one of " + ", ".join(SCORE_SOURCES))
     fields["source"] = source
+    if (
+        source == "ANNOTATION"
+        and not fields.get("config_id")
+        and fields["data_type"] != "CORRECTION"
+    ):
+        raise InvalidInput("body.configId", "required for ANNOTATION scores (except CORRECTION)")
     if "environment" not in fields:
         fields["environment"] = DEFAULT_ENVIRONMENT
     return Event("score", entity_id, envelope_id, ts, True, fields)
@@ -650,6 +669,8 @@ def parse_batch(payload: Any) -> ParsedBatch:
             continue
         if event is not None:
             events.append(event)
+            if event.kind == "score" and event.fields.get("config_id"):
+                result.configured_scores.append((event, raw["body"].get("dataType")))
         successes.append(raw["id"])
     return result
 

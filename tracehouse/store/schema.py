@@ -190,6 +190,15 @@ observations = Table(
         sqlite_where=text("experiment_id IS NOT NULL"),
         postgresql_where=text("experiment_id IS NOT NULL"),
     ),
+    # Experiment items (each item's root observation), newest first across experiments.
+    Index(
+        "ix_observations_experiment_items",
+        "project_id",
+        "start_time",
+        "id",
+        sqlite_where=text("id = experiment_root_observation_id"),
+        postgresql_where=text("id = experiment_root_observation_id"),
+    ),
 )
 
 # A project's own model definitions (the built-in ones ship with the package, not in the store).
@@ -235,6 +244,7 @@ scores = Table(
     Index(None, "project_id", "trace_id"),
     Index(None, "project_id", "timestamp"),
     Index(None, "project_id", "session_id"),
+    Index(None, "project_id", "dataset_run_id"),  # run-level scores of experiments and runs
 )
 
 sessions = Table(
