@@ -18,7 +18,10 @@ attributes, over OTLP/protobuf), ``--scores-per-item`` scores on each item's tra
 * ``GET /api/public/experiments?fields=scores``;
 * ``GET /api/public/v3/scores?experimentId=…`` (the run-level scores);
 * ``GET /api/public/experiments/{id}/score-aggregates`` (tracehouse extension: count, average,
-  min, max per score name over the item traces' scores and the run-level scores).
+  min, max per score name over the item traces' scores and the run-level scores);
+* ``GET /api/public/experiments/{id}/scores?limit=10000`` (tracehouse extension: every item and
+  run-level score of the experiment, newest first) paging through all of them, ``--repeat``
+  times: the per-page latency and the total of one walk.
 
 Prints the figures and the machine facts; never asserts.
 """
@@ -205,6 +208,35 @@ def walk_items(client: httpx.Client, experiment_id: str) -> dict[str, Any]:
     }
 
 
+def walk_scores(client: httpx.Client, experiment_id: str, n: int) -> dict[str, Any]:
+    """Every score of the experiment through the extension route, pages of 10,000, ``n`` times
+    (after one warm-up walk): per-page latencies and per-walk totals."""
+    path = f"/api/public/experiments/{experiment_id}/scores"
+    pages: list[float] = []
+    totals: list[float] = []
+    counts: dict[str, int] = {}
+    for run in range(n + 1):
+        params: dict[str, Any] = {"limit": 10_000}
+        walk_pages: list[float] = []
+        counts = {"item": 0, "run": 0, "pages": 0}
+        started = time.perf_counter()
+        while True:
+            ms, body = timed(client, path, params)
+            walk_pages.append(ms)
+            for s in body["data"]:
+                counts["item" if s["experimentItemId"] else "run"] += 1
+            cursor = body["meta"].get("cursor")
+            if not cursor:
+                break
+            params["cursor"] = cursor
+        total = (time.perf_counter() - started) * 1000
+        counts["pages"] = len(walk_pages)
+        if run:  # the first walk warms up
+            pages += walk_pages
+            totals.append(total)
+    return {"page_ms": latency_figures(pages), "total_ms": latency_figures(totals), **counts}
+
+
 def repeat(client: httpx.Client, n: int, path: str, params: dict[str, Any]) -> dict[str, Any]:
     timed(client, path, params)  # warm-up
     latencies, body = [], None
@@ -252,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"/api/public/experiments/{experiment_id}/score-aggregates",
                 {},
             )
+            all_scores = walk_scores(client, experiment_id, args.repeat)
         exp = next(e for e in experiments["body"]["data"] if e["id"] == experiment_id)
         agg = aggregates["body"]
         print()
@@ -261,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             ("experiments fields=scores", experiments["ms"]),
             ("v3 scores experimentId= (run-level scores)", run_scores["ms"]),
             ("score-aggregates (all item + run scores)", aggregates["ms"]),
+            ("experiment scores limit=10000, one page", all_scores["page_ms"]),
+            ("experiment scores, all pages (one walk, total)", all_scores["total_ms"]),
         ]
         for name, ms in rows:
             print(f"{name:58} {fmt(ms['p50']):>8} {fmt(ms['p95']):>8} {fmt(ms['max']):>8}")
@@ -277,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             f"aggregates: {agg['itemCount']} items, "
             f"{sum(a['count'] for a in agg['itemScores'])} item scores, averages {averages}"
         )
+        print(
+            f"experiment scores: {all_scores['item']} item + {all_scores['run']} run scores in "
+            f"{all_scores['pages']} pages per walk, {args.repeat} walks"
+        )
         if args.json:
             print(
                 json.dumps(
@@ -288,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                         "experiments_ms": experiments["ms"],
                         "run_scores_ms": run_scores["ms"],
                         "aggregates_ms": aggregates["ms"],
+                        "experiment_scores": all_scores,
                     }
                 )
             )

@@ -550,6 +550,163 @@ def test_score_aggregates_extension(project: Project, world: World) -> None:
     assert r.json()["error"] == "LangfuseNotFoundError"
 
 
+# -- every score of one experiment (tracehouse extension) --------------------------------------
+
+V3_SCORES = "/api/public/v3/scores"  # the page shape the extension returns
+
+
+def exp_scores(project: Project, experiment_id: str, **params: Any) -> dict[str, Any]:
+    r = project.get(f"{EXPERIMENTS}/{experiment_id}/scores", params=params)
+    assert r.status_code == 200, r.text
+    assert_response_matches(r, path=V3_SCORES)
+    return r.json()  # type: ignore[no-any-return]
+
+
+def walk_exp_scores(project: Project, experiment_id: str, **params: Any) -> tuple[list, int]:
+    """Every page; the scores and the number of pages."""
+    seen: list[dict[str, Any]] = []
+    pages = 0
+    cursor = None
+    while True:
+        body = exp_scores(
+            project, experiment_id, **params, **({"cursor": cursor} if cursor else {})
+        )
+        seen += body["data"]
+        pages += 1
+        cursor = body["meta"].get("cursor")
+        if not cursor:
+            return seen, pages
+
+
+def newest_first(data: list[dict[str, Any]]) -> bool:
+    keys = [(d["timestamp"], d["id"]) for d in data]
+    return keys == sorted(keys, reverse=True)
+
+
+def test_experiment_scores_lists_item_and_run_scores_once(project: Project, world: World) -> None:
+    body = exp_scores(project, EXP_A)
+    data = body["data"]
+    assert body["meta"] == {"limit": 1000}
+    item_of = {sid: item for item in world.a for sid in item.score_ids}
+    assert sorted(d["id"] for d in data) == sorted([*item_of, *world.run_scores])
+    assert newest_first(data)
+    for d in data:
+        item = item_of.get(d["id"])
+        if item is None:  # a run-level score
+            assert d["experimentItemId"] is None and d["experimentItemObservationId"] is None
+            assert d["subject"] == {"kind": "experiment", "id": EXP_A}
+        else:
+            assert d["experimentItemId"] == item.item_id
+            assert d["experimentItemObservationId"] == item.root_id
+    # Shaped as /api/public/v3/scores with fields=details,subject, plus the two item keys.
+    accuracy = next(d for d in data if d["id"] == world.a[0].score_ids[0])
+    r = project.get(V3_SCORES, params={"id": accuracy["id"], "fields": "details,subject"})
+    assert {**r.json()["data"][0], "experimentItemId": "item-a0",
+            "experimentItemObservationId": world.a[0].root_id} == accuracy  # fmt: skip
+    assert accuracy["subject"]["kind"] == "observation" and accuracy["comment"] == "c0"
+    verdict = next(d for d in data if d["id"] == world.a[0].score_ids[1])
+    assert verdict["value"] == "bad" and verdict["subject"]["kind"] == "trace"
+
+
+def test_experiment_scores_belong_to_their_experiment(project: Project, world: World) -> None:
+    b = world.b[0]
+    theirs = post_score(project, traceId=b.trace_id, name="accuracy", value=1)
+    stray = post_score(project, traceId=os.urandom(16).hex(), name="accuracy", value=1)
+    ids = [d["id"] for d in exp_scores(project, EXP_A)["data"]]
+    assert theirs not in ids and stray not in ids
+    assert len(ids) == len(set(ids)) == 6 + 2
+    b_data = exp_scores(project, EXP_B)["data"]
+    assert [(d["id"], d["experimentItemId"]) for d in b_data] == [(theirs, b.item_id)]
+    # An experiment with run-level scores only (no items) is found too.
+    run_only = post_score(project, datasetRunId="exp-run-only", name="r", value=1)
+    data = exp_scores(project, "exp-run-only")["data"]
+    assert [(d["id"], d["experimentItemId"]) for d in data] == [(run_only, None)]
+
+
+def test_experiment_scores_of_a_trace_with_two_items_are_listed_once(project: Project) -> None:
+    trace_id = os.urandom(16).hex()
+    items = [
+        Item("exp-shared", "shared", f"item-s{i}", trace_id, os.urandom(8).hex(), T0 + i * SEC,
+             T0 + i * SEC + SEC, "in", "out", "exp", {})
+        for i in range(2)
+    ]  # fmt: skip
+    for item in items:
+        send_item(project, item, "two items in one trace", {})
+    score = post_score(project, traceId=trace_id, name="accuracy", value=1)
+    first = min(items, key=lambda i: i.root_id)
+    data = exp_scores(project, "exp-shared")["data"]
+    assert [(d["id"], d["experimentItemId"], d["experimentItemObservationId"]) for d in data] == [
+        (score, first.item_id, first.root_id)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "expect"),
+    [
+        ({"name": "accuracy"}, {"accuracy": 3}),
+        ({"name": " accuracy , pass_rate "}, {"accuracy": 3, "pass_rate": 1}),
+        ({"dataType": "categorical"}, {"verdict": 3}),
+        ({"dataType": "NUMERIC"}, {"accuracy": 3, "avg_accuracy": 1, "pass_rate": 1}),
+        ({"dataType": "NUMERIC", "name": "verdict"}, {}),
+        ({"name": "nope"}, {}),
+    ],
+)
+def test_experiment_scores_filters(
+    project: Project, world: World, params: dict[str, Any], expect: dict[str, int]
+) -> None:
+    data = exp_scores(project, EXP_A, **params)["data"]
+    counts: dict[str, int] = {}
+    for d in data:
+        counts[d["name"]] = counts.get(d["name"], 0) + 1
+    assert counts == expect
+    assert newest_first(data)
+
+
+def test_experiment_scores_cursor_pages(project: Project, world: World) -> None:
+    everything = exp_scores(project, EXP_A)["data"]
+    assert len(everything) == 8
+    seen, pages = walk_exp_scores(project, EXP_A, limit=3)
+    assert pages == 3
+    assert [d["id"] for d in seen] == [d["id"] for d in everything]
+    seen, pages = walk_exp_scores(project, EXP_A, limit=1, name="accuracy")
+    assert pages == 3 and [d["name"] for d in seen] == ["accuracy"] * 3
+    body = exp_scores(project, EXP_A, limit=8)
+    assert "cursor" not in body["meta"] and len(body["data"]) == 8
+
+
+def test_experiment_scores_isolation_and_not_found(
+    project: Project, other_project: Project, world: World
+) -> None:
+    r = other_project.get(f"{EXPERIMENTS}/{EXP_A}/scores")
+    assert r.status_code == 404, r.text
+    assert r.json()["error"] == "LangfuseNotFoundError"
+    assert project.get(f"{EXPERIMENTS}/nope/scores").status_code == 404
+    # Filters and cursors that select nothing on an existing experiment: an empty page.
+    assert exp_scores(project, EXP_B)["data"] == []
+    # The same experiment id in the other project is another experiment.
+    theirs = build(other_project)
+    ours = {d["id"] for d in exp_scores(project, EXP_A)["data"]}
+    other = {d["id"] for d in exp_scores(other_project, EXP_A)["data"]}
+    assert other == {*(i for item in theirs.a for i in item.score_ids), *theirs.run_scores}
+    assert not ours & other and len(ours) == 8
+
+
+def test_experiment_scores_bad_parameters(project: Project, world: World) -> None:
+    path = f"{EXPERIMENTS}/{EXP_A}/scores"
+    for param, value in (
+        ("limit", 0),
+        ("limit", 10_001),
+        ("limit", "many"),
+        ("cursor", "not-a-cursor"),
+        ("dataType", "NUMERIC,bogus"),
+    ):
+        r = project.get(path, params={param: value})
+        assert r.status_code == 400, r.text
+        assert_response_matches(r, path=V3_SCORES)
+        assert param in r.json()["message"]
+    assert exp_scores(project, EXP_A, limit=10_000)["meta"]["limit"] == 10_000
+
+
 # -- bad parameters ----------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Experiments: ``GET /api/public/experiments``, ``GET /api/public/experiment-items`` (cursor
-pages, field groups, filters), and the score aggregates of one experiment (a tracehouse
-extension: ``GET /api/public/experiments/{experimentId}/score-aggregates``).
+pages, field groups, filters), and, as tracehouse extensions, the score aggregates of one
+experiment (``GET /api/public/experiments/{experimentId}/score-aggregates``) and every score of
+one experiment (``GET /api/public/experiments/{experimentId}/scores``).
 
 Experiments are read from the observations the SDKs' experiment runners send; see
 ``tracehouse.store.experiments``.
@@ -140,3 +141,37 @@ def get_score_aggregates(
     return json_response(
         service.score_aggregates(services.engine, principal.project_id, experiment_id)
     )
+
+
+@router.get("/api/public/experiments/{experiment_id}/scores")
+def list_experiment_scores(
+    experiment_id: str,
+    services: ServicesDep,
+    principal: ProjectPrincipal,
+    limit: int | None = None,
+    cursor: str | None = None,
+    name: str | None = None,
+    dataType: str | None = None,
+) -> Response:
+    """Every score of an experiment: the scores of its item traces (each with the
+    ``experimentItemId`` and ``experimentItemObservationId`` of its item) and its run-level
+    scores (both null), as ScoreV3 with details and subject, newest first, in keyset cursor
+    pages of up to 10,000 (the page shape of ``GET /api/public/v3/scores``)."""
+    limit = service.bounded(
+        "limit", limit, service.DEFAULT_EXPERIMENT_SCORES_LIMIT, service.MAX_EXPERIMENT_SCORES_LIMIT
+    )
+    data, next_key = service.experiment_scores(
+        services.engine,
+        principal.project_id,
+        experiment_id,
+        names=service.csv(name),
+        data_types=service.data_types(dataType),
+        after=decode_cursor(cursor),
+        limit=limit,
+        shape_score=_score,
+    )
+    # The meta of GET /api/public/v3/scores: the cursor only when another page follows.
+    meta: dict[str, Any] = {"limit": limit}
+    if next_key:
+        meta["cursor"] = encode_cursor(*next_key)
+    return json_response({"data": data, "meta": meta})

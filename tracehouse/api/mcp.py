@@ -8,353 +8,87 @@ Bearer public key (scores-only access) gets 403. The caller's project id travels
 the ASGI scope of the request (``ctx.request_context.request.scope``), so every tool works on
 the caller's project only.
 
-The tools call ``PromptService`` (the same use cases as ``/api/public/v2/prompts``); its errors
-come back as tool errors (``isError: true`` with the message), not as protocol failures.
+The tools (``mcp_tools``) call ``PromptService`` (the same use cases as
+``/api/public/v2/prompts``); its errors come back as tool errors (``isError: true`` with the
+message), not as protocol failures. They and the ``mcp`` package are loaded on the first MCP
+request, not at start: the package is about a fifth of an idle process's memory.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
 import anyio
-import orjson
 from fastapi import FastAPI
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import ToolAnnotations
-from pydantic import Field
 from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .. import __version__
-from ..domain.prompts import check_label, check_name
-from ..errors import Forbidden, InvalidInput, MethodNotAllowed, TracehouseError, Unauthorized
+from ..errors import Forbidden, MethodNotAllowed, TracehouseError, Unauthorized
 from .deps import Services, json_response
-from .prompts import PROMPT_BODY_LIMIT, list_filters
 
 MCP_PATH = "/api/public/mcp"
 PROJECT_KEY = "tracehouse.project_id"
 """The ASGI scope key holding the authenticated caller's project id."""
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
-
-_READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-_CREATE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-)
-_SET_LABELS = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-
-T = TypeVar("T")
-
-# --- tool arguments ------------------------------------------------------------------------
-
-Name = Annotated[str, Field(description="The prompt name (folders are '/'-separated).")]
-Labels = Annotated[
-    list[str] | None,
-    Field(
-        description="Labels for the new version, e.g. ['production']. A label is unique per "
-        "prompt: it moves off the version that had it. 'latest' is set by the server."
-    ),
-]
-Config = Annotated[
-    dict[str, Any] | None,
-    Field(description='Free-form JSON config, e.g. {"model": "gpt-4o", "temperature": 0.2}.'),
-]
-Tags = Annotated[
-    list[str] | None,
-    Field(description="Tags; they apply to every version of the prompt."),
-]
-CommitMessage = Annotated[str | None, Field(description="What changed in this version.")]
-
-
-def _project_id(ctx: Context) -> str:
-    """The caller's project, set on the request's scope by ``McpEndpoint``."""
-    request = ctx.request_context.request
-    scope = getattr(request, "scope", None)
-    project_id = scope.get(PROJECT_KEY) if isinstance(scope, dict) else None
-    if not isinstance(project_id, str):  # pragma: no cover - every request is authenticated
-        raise ToolError("Unauthorized: this request carries no project")
-    return project_id
-
-
-async def _guarded(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a use case; a tracehouse error becomes a tool error carrying its message."""
-    try:
-        return await call()
-    except TracehouseError as exc:
-        raise ToolError(exc.message) from exc
-
-
-def _encode_cursor(page: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"page": page})).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        page = orjson.loads(raw)["page"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        raise InvalidInput("cursor", "is not a cursor returned by listPrompts") from None
-    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-        raise InvalidInput("cursor", "is not a cursor returned by listPrompts")
-    return page
-
-
-# --- the server ----------------------------------------------------------------------------
-
-
-def build_server(services: Services) -> MCPServer:
-    """The MCP server with the five prompt tools, working on ``services.prompts``."""
-    prompts = services.prompts
-    # MCPServer() calls logging.basicConfig(); the host application owns logging, so undo it.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    server: MCPServer = MCPServer(
-        "tracehouse",
-        title="tracehouse prompt management",
-        version=__version__,
-        instructions=(
-            "Manage the prompts of the project your API key belongs to: fetch and list them, "
-            "create text or chat versions, and move labels (such as 'production') between "
-            "versions."
-        ),
-    )
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-    @server.tool(
-        name="getPrompt",
-        title="Get prompt",
-        description=(
-            "Fetch a prompt by name, by label or by version (not both; without either, the "
-            "version labelled 'production'). Returns the prompt (text, or chat messages) with "
-            "its metadata: version, labels, tags, config, commit message, timestamps. "
-            "References to other prompts are resolved unless resolve is false."
-        ),
-        annotations=_READ,
-    )
-    async def get_prompt(
-        ctx: Context,
-        name: Name,
-        label: Annotated[
-            str | None, Field(description="The label to fetch, e.g. 'production' or 'latest'.")
-        ] = None,
-        version: Annotated[int | None, Field(description="The version number to fetch.")] = None,
-        resolve: Annotated[
-            bool, Field(description="Replace references to other prompts with their content.")
-        ] = True,
-    ) -> dict[str, Any]:
-        project_id = _project_id(ctx)
-
-        async def call() -> dict[str, Any]:
-            check_name(name)
-            if label is not None:
-                check_label(label, "label", allow_latest=True)
-            return await anyio.to_thread.run_sync(
-                lambda: prompts.get(project_id, name, version=version, label=label, resolve=resolve)
-            )
-
-        return await _guarded(call)
-
-    @server.tool(
-        name="listPrompts",
-        title="List prompts",
-        description=(
-            "List the project's prompts: one entry per name with its type, versions, labels, "
-            "tags, last config and last update. Filter by name, label, tag or update time. "
-            "Paginated: pass the nextCursor of a reply as cursor to get the next page "
-            "(nextCursor is null on the last page)."
-        ),
-        annotations=_READ,
-    )
-    async def list_prompts(
-        ctx: Context,
-        name: Annotated[str | None, Field(description="Only the prompt with this name.")] = None,
-        label: Annotated[str | None, Field(description="Only versions with this label.")] = None,
-        tag: Annotated[str | None, Field(description="Only prompts with this tag.")] = None,
-        fromUpdatedAt: Annotated[  # noqa: N803 - Langfuse's argument names
-            str | None, Field(description="Only versions updated at or after (ISO 8601).")
-        ] = None,
-        toUpdatedAt: Annotated[  # noqa: N803
-            str | None, Field(description="Only versions updated before (ISO 8601).")
-        ] = None,
-        limit: Annotated[
-            int, Field(ge=1, le=MAX_PAGE_SIZE, description="Prompts per page.")
-        ] = DEFAULT_PAGE_SIZE,
-        cursor: Annotated[
-            str | None, Field(description="The nextCursor of the previous page.")
-        ] = None,
-    ) -> dict[str, Any]:
-        project_id = _project_id(ctx)
-
-        async def call() -> dict[str, Any]:
-            page = 1 if cursor is None else _decode_cursor(cursor)
-            filters = list_filters(name, label, tag, fromUpdatedAt, toUpdatedAt)
-            data, total = await anyio.to_thread.run_sync(
-                lambda: prompts.list(project_id, filters, page, limit)
-            )
-            more = page * limit < total
-            return {
-                "data": data,
-                "nextCursor": _encode_cursor(page + 1) if more else None,
-                "totalItems": total,
-            }
-
-        return await _guarded(call)
-
-    async def create(
-        ctx: Context,
-        kind: str,
-        name: str,
-        prompt: Any,
-        labels: list[str] | None,
-        config: dict[str, Any] | None,
-        tags: list[str] | None,
-        commit_message: str | None,
-    ) -> dict[str, Any]:
-        project_id = _project_id(ctx)
-        body = {
-            "type": kind,
-            "name": name,
-            "prompt": prompt,
-            "labels": labels,
-            "config": config,
-            "tags": tags,
-            "commitMessage": commit_message,
-        }
-        return await _guarded(lambda: prompts.create(project_id, body))
-
-    @server.tool(
-        name="createTextPrompt",
-        title="Create text prompt",
-        description=(
-            "Create a new version of a text prompt (version 1 if the name is new; versions "
-            "increment). Use {{variable}} for variables. Optional labels (e.g. ['production']), "
-            "config, tags and commitMessage. Returns the created version."
-        ),
-        annotations=_CREATE,
-    )
-    async def create_text_prompt(
-        ctx: Context,
-        name: Name,
-        prompt: Annotated[
-            str, Field(description="The prompt text, with {{variable}} placeholders.")
-        ],
-        labels: Labels = None,
-        config: Config = None,
-        tags: Tags = None,
-        commitMessage: CommitMessage = None,  # noqa: N803 - Langfuse's argument name
-    ) -> dict[str, Any]:
-        return await create(ctx, "text", name, prompt, labels, config, tags, commitMessage)
-
-    @server.tool(
-        name="createChatPrompt",
-        title="Create chat prompt",
-        description=(
-            "Create a new version of a chat prompt (version 1 if the name is new; versions "
-            "increment). The prompt is a list of OpenAI-style messages "
-            '{"role": "system"|"user"|"assistant"|..., "content": "..."} and placeholders '
-            '{"type": "placeholder", "name": "history"} where a list of messages is inserted '
-            "at compile time. Use {{variable}} for variables in content. Optional labels, "
-            "config, tags and commitMessage. Returns the created version."
-        ),
-        annotations=_CREATE,
-    )
-    async def create_chat_prompt(
-        ctx: Context,
-        name: Name,
-        prompt: Annotated[
-            list[dict[str, Any]],
-            Field(
-                description='Messages {"role": ..., "content": ...} and placeholders '
-                '{"type": "placeholder", "name": ...}.'
-            ),
-        ],
-        labels: Labels = None,
-        config: Config = None,
-        tags: Tags = None,
-        commitMessage: CommitMessage = None,  # noqa: N803 - Langfuse's argument name
-    ) -> dict[str, Any]:
-        return await create(ctx, "chat", name, prompt, labels, config, tags, commitMessage)
-
-    @server.tool(
-        name="updatePromptLabels",
-        title="Update prompt labels",
-        description=(
-            "Set labels on one version of a prompt, e.g. promote version 3 to ['production']. "
-            "Labels are unique per prompt: each moves off the version that had it. The "
-            "'latest' label is managed by the server and cannot be set. Returns the version."
-        ),
-        annotations=_SET_LABELS,
-    )
-    async def update_prompt_labels(
-        ctx: Context,
-        name: Name,
-        version: Annotated[int, Field(ge=1, description="The version to label.")],
-        newLabels: Annotated[  # noqa: N803 - Langfuse's argument name
-            list[str], Field(description="Labels to put on this version.")
-        ],
-    ) -> dict[str, Any]:
-        project_id = _project_id(ctx)
-
-        async def call() -> dict[str, Any]:
-            check_name(name)
-            return await prompts.set_labels(project_id, name, version, newLabels)
-
-        return await _guarded(call)
-
-    return server
-
-
-# --- the HTTP endpoint ---------------------------------------------------------------------
+log = logging.getLogger("tracehouse.mcp")
 
 
 class McpEndpoint:
     """The ASGI app at ``MCP_PATH``: authenticate, then hand the request to the MCP transport.
 
-    ``run()`` must be entered (in the app's lifespan) before requests are served; each run uses
-    a fresh session manager, so an app may be started more than once (as tests do).
+    ``run()`` is entered in the app's lifespan; it keeps a task that, on the first MCP request,
+    imports the tools, builds a session manager and keeps it running until shutdown (the
+    manager's task group lives in that one task, as anyio requires). Each run uses a fresh
+    manager, so an app may be started more than once (as tests do).
     """
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self.server = build_server(services)
-        self._manager: StreamableHTTPSessionManager | None = None
-
-    def _new_manager(self) -> StreamableHTTPSessionManager:
-        self.server.streamable_http_app(
-            streamable_http_path=MCP_PATH,
-            stateless_http=True,
-            json_response=True,
-            max_request_body_size=PROMPT_BODY_LIMIT,
-            # tracehouse is served under any host name and every request carries credentials,
-            # so the Host/Origin allow-list (DNS-rebinding protection) is off.
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        return self.server.session_manager
+        self._manager: Any = None
+        self._wanted: anyio.Event | None = None
+        self._settled: anyio.Event | None = None
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        manager = self._new_manager()
-        async with manager.run():
-            self._manager = manager
+        async with anyio.create_task_group() as group:
+            self._wanted, self._settled = anyio.Event(), anyio.Event()
+            group.start_soon(self._serve)
             try:
                 yield
             finally:
-                self._manager = None
+                self._manager = self._wanted = self._settled = None
+                group.cancel_scope.cancel()
+
+    async def _serve(self) -> None:
+        assert self._wanted is not None and self._settled is not None
+        settled = self._settled
+        await self._wanted.wait()
+        try:
+            tools = await anyio.to_thread.run_sync(
+                importlib.import_module, "tracehouse.api.mcp_tools"
+            )
+            manager = tools.new_manager(self._services)
+        except Exception:
+            log.exception("the MCP server could not start")
+            settled.set()
+            return
+        async with manager.run():
+            self._manager = manager
+            settled.set()
+            await anyio.sleep_forever()
+
+    async def _started(self) -> Any:
+        """The running session manager (started on first use), or None if it cannot run."""
+        if self._manager is None and self._wanted is not None and self._settled is not None:
+            settled = self._settled
+            self._wanted.set()
+            await settled.wait()
+        return self._manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # pragma: no cover - routes only see HTTP here
@@ -374,7 +108,7 @@ class McpEndpoint:
                 headers["WWW-Authenticate"] = 'Basic realm="tracehouse"'
             await json_response(exc.body(), exc.status, headers=headers)(scope, receive, send)
             return
-        manager = self._manager
+        manager = await self._started()
         if manager is None:
             body = {"message": "The MCP server is not running", "error": "ServiceUnavailableError"}
             await json_response(body, 503)(scope, receive, send)

@@ -1,5 +1,5 @@
 """Experiments as the public API shows them: the experiments list, the items list, and the
-score aggregates of one experiment (a tracehouse extension).
+score aggregates and the scores of one experiment (tracehouse extensions).
 
 The routes parse the query parameters; this module holds the rules (field groups, limits, which
 filter columns exist) and turns stored rows into the Langfuse wire shapes (``Experiment``,
@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ..domain.events import SCORE_DATA_TYPES
 from ..errors import InvalidInput, NotFound
 from ..store import experiments as store
 
@@ -294,3 +295,60 @@ def score_aggregates(engine: Engine, project_id: str, experiment_id: str) -> dic
         "itemScores": item_scores,
         "runScores": [_aggregate_json(r, {}) for r in run_rows],
     }
+
+
+# -- every score of one experiment (tracehouse extension) --------------------------------------
+
+MAX_EXPERIMENT_SCORES_LIMIT = 10_000
+DEFAULT_EXPERIMENT_SCORES_LIMIT = 1_000
+
+
+def data_types(raw: str | None) -> list[str]:
+    """``dataType=NUMERIC,boolean`` → the data types (upper case); 400 naming an unknown one."""
+    values = [v.upper() for v in csv(raw)]
+    unknown = [v for v in values if v not in SCORE_DATA_TYPES]
+    if unknown:
+        raise InvalidInput(
+            "dataType", f"unknown value(s) {unknown}; use {', '.join(SCORE_DATA_TYPES)}"
+        )
+    return values
+
+
+def experiment_scores(
+    engine: Engine,
+    project_id: str,
+    experiment_id: str,
+    *,
+    names: list[str],
+    data_types: list[str],
+    after: tuple[datetime, str] | None,
+    limit: int,
+    shape_score: ScoreShaper,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """One page of an experiment's scores (item scores and run-level scores), newest first, as
+    ScoreV3 plus ``experimentItemId`` / ``experimentItemObservationId`` (null on run scores),
+    and the keyset of its last row when another page follows. One query per page; an empty
+    page also checks that the experiment exists (404 when it has neither items nor run
+    scores)."""
+    with engine.connect() as conn:
+        rows = store.experiment_scores(
+            conn,
+            project_id,
+            experiment_id,
+            names=names,
+            data_types=data_types,
+            after=after,
+            limit=limit + 1,
+        )
+        if not rows and not store.experiment_exists(conn, project_id, experiment_id):
+            raise NotFound(f"Experiment not found: {experiment_id!r}")
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = []
+    for row in rows:
+        out = shape_score(row)
+        out["experimentItemId"] = row["item_id"]
+        out["experimentItemObservationId"] = row["item_observation_id"]
+        data.append(out)
+    next_key = (rows[-1]["timestamp"], rows[-1]["id"]) if more else None
+    return data, next_key

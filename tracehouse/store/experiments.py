@@ -24,18 +24,24 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    null,
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from .filters import FilterColumn, compile_conditions
 from .schema import observations, scores
 from .types import unpacked
 
 o, s = observations, scores
+
+EXPERIMENT_INDEX = "ix_observations_project_id_experiment_id_start_time"
 
 # Columns of an item row beyond the core ones, by the field group that needs them.
 ITEM_GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -335,3 +341,118 @@ def run_score_aggregates(
         .order_by(s.c.name, s.c.data_type)
     )
     return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+# -- every score of one experiment (tracehouse extension) --------------------------------------
+
+
+def _unindexed(column: Any, dialect: str) -> Any:
+    """``+column`` on SQLite: the same value, but the planner will not use an index for it.
+
+    Without statistics SQLite would otherwise walk all the project's observations in trace
+    order to group the items without a sort, or all the project's scores in time order for
+    the keyset; the experiment's rows are a small part of either."""
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
+# The score columns a ScoreV3 is made of (not the merge bookkeeping).
+_SCORE_V3_COLUMNS = tuple(
+    c.name for c in s.columns if c.name not in ("merge_keys", "execution_trace_id")
+)
+
+
+def _score_filters(names: Sequence[str], data_types: Sequence[str]) -> list[Any]:
+    where = []
+    if names:
+        where.append(s.c.name.in_(list(names)))
+    if data_types:
+        where.append(s.c.data_type.in_(list(data_types)))
+    return where
+
+
+def experiment_scores(
+    conn: Connection,
+    project_id: str,
+    experiment_id: str,
+    *,
+    names: Sequence[str],
+    data_types: Sequence[str],
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` scores of an experiment, newest first (id breaks ties), strictly after the
+    ``after`` keyset: every score whose trace is an item trace (trace- and observation-level),
+    with ``item_observation_id`` / ``item_id`` (the item's root observation and dataset item),
+    and its run-level scores (``dataset_run_id`` = the experiment id; item columns NULL).
+
+    One query: the item branch reads the experiment's items from the partial experiment index,
+    one row per trace (the lowest item observation id, should a trace hold two items), and
+    their scores from the ``(project_id, trace_id)`` index; the run branch reads the
+    ``(project_id, dataset_run_id)`` index. A run score on an item trace is listed once (as an
+    item score). Never scans the project's scores."""
+    dialect = conn.dialect.name
+    score_columns = [s.c[name] for name in _SCORE_V3_COLUMNS]
+    where = [s.c.project_id == project_id, *_score_filters(names, data_types)]
+    if after is not None:
+        at, last_id = after
+        ts, score_id = _unindexed(s.c.timestamp, dialect), _unindexed(s.c.id, dialect)
+        where.append(or_(ts < at, and_(ts == at, score_id < last_id)))
+    # One row per item trace (the lowest item id, should a trace hold two items of the
+    # experiment), from the partial experiment index.
+    traces = (
+        select(o.c.trace_id, func.min(o.c.id).label("item_observation_id"))
+        .where(
+            o.c.project_id == project_id,
+            o.c.experiment_id.is_not(None),
+            o.c.experiment_id == experiment_id,
+            o.c.id == o.c.experiment_root_observation_id,
+        )
+        .group_by(_unindexed(o.c.trace_id, dialect))
+        .subquery("item_traces")
+    )
+    item = o.alias("item")
+    item_scores = (
+        select(
+            *score_columns, traces.c.item_observation_id, item.c.experiment_item_id.label("item_id")
+        )
+        .select_from(
+            traces.join(s, s.c.trace_id == traces.c.trace_id).join(
+                item,
+                and_(item.c.project_id == project_id, item.c.id == traces.c.item_observation_id),
+            )
+        )
+        .where(
+            *where,
+            # (Scores API and ingestion reject a score with both; kept should one exist.)
+            or_(s.c.dataset_run_id.is_(None), s.c.dataset_run_id != experiment_id),
+        )
+    )
+    run_scores = select(
+        *score_columns,
+        type_coerce(null(), Text()).label("item_observation_id"),
+        type_coerce(null(), Text()).label("item_id"),
+    ).where(*where, s.c.dataset_run_id == experiment_id)
+    both = union_all(item_scores, run_scores).subquery("experiment_scores")
+    stmt = select(both).order_by(both.c.timestamp.desc(), both.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def experiment_exists(conn: Connection, project_id: str, experiment_id: str) -> bool:
+    """Whether the experiment has an item or a run-level score."""
+    has_item = (
+        select(o.c.id)
+        .where(
+            o.c.project_id == project_id,
+            o.c.experiment_id == experiment_id,
+            o.c.id == o.c.experiment_root_observation_id,
+        )
+        .exists()
+    )
+    has_run_score = (
+        select(s.c.id)
+        .where(s.c.project_id == project_id, s.c.dataset_run_id == experiment_id)
+        .exists()
+    )
+    return bool(conn.execute(select(or_(has_item, has_run_score))).scalar())
