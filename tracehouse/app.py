@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
+from . import __version__, heap
 from .api import annotation_queues as annotation_queue_api
 from .api import comments as comment_api
 from .api import datasets as dataset_api
@@ -93,7 +93,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def app_from_environment() -> FastAPI:
     """The app of one ``serve --workers N`` process: settings from the environment only."""
-    return create_app(Settings())
+    return create_app(Settings(), settle_heap=True)
 
 
 def _stream_writer(settings: Settings, writer: Writer) -> StreamWriter:
@@ -110,12 +110,15 @@ def create_app(
     settings: Settings,
     *,
     on_keys_created: Callable[[CreatedKeys], Any] | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """Build the app. The lifespan migrates, initialises, then starts the writer — in that order.
 
     With ``settings.redis_url`` (scale-out profile) accepted events go to a Redis Stream that
     ``tracehouse worker`` processes commit; other writes still run on the in-process writer.
     Raises ``ConfigError`` for settings that cannot work together (Redis without PostgreSQL).
+    ``settle_heap``: a server process of its own (not an app inside tests) tunes the garbage
+    collector once started (see ``tracehouse.heap``).
     """
     settings.check()
     engine = make_engine(settings)
@@ -159,6 +162,8 @@ def create_app(
             await webhook_job.start()  # sends queued prompt-change webhooks
             stack.push_async_callback(webhook_job.stop)
             await stack.enter_async_context(mcp_endpoint.run())  # the MCP server
+            if settle_heap:
+                heap.settle()
             yield
 
     app = FastAPI(

@@ -86,7 +86,7 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
     if settings.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(settings, on_keys_created=_print_keys), **common)
+        uvicorn.run(create_app(settings, on_keys_created=_print_keys, settle_heap=True), **common)
         return
     # Several processes: migrate and initialise once here, then let uvicorn start the API
     # processes, which read their settings from the environment (so pass the overrides on).
@@ -152,6 +152,9 @@ def worker(name: str | None, log_level: str) -> None:
         f"tracehouse {__version__} worker — stream {settings.stream_name!r} → "
         f"{_store_name(settings)}"
     )
+    from .heap import settle
+
+    settle()  # the worker's own process: see tracehouse.heap
     run_worker(settings, stop, name=name)
 
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import random
 import string
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
+from sqlalchemy.dialects import sqlite
 
-from tracehouse.store.types import PACK_MIN_CHARS, JsonText, pack_text, unpack_text
+from tracehouse.store.types import (
+    _DICTIONARY_1,
+    PACK_MIN_CHARS,
+    JsonText,
+    pack_text,
+    unpack_text,
+)
 
 
 def test_short_values_stay_text_and_large_ones_round_trip():
@@ -29,13 +38,33 @@ def test_incompressible_text_is_kept_as_text():
     assert unpack_text(text) == text and unpack_text(None) is None
 
 
+def test_values_written_in_format_1_still_read():
+    # Format 1 (raw deflate primed with the same dictionary) was written by earlier releases.
+    text = "[" + ",".join(['{"resourceAttributes":{"service.name":"api"}}'] * 4) + "]"
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -11, 3, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY_1)
+    old = b"\x01" + deflate.compress(text.encode()) + deflate.flush()
+    assert unpack_text(old) == text
+    assert JsonText(packed=True).process_result_value(old, sqlite.dialect()) == orjson.loads(text)
+    assert pack_text(text)[:1] == b"\x02"  # new values are written in format 2
+
+
+def test_packing_from_many_threads_round_trips():
+    texts = [f'{{"n":{i},"text":"{"word " * (20 + i)}"}}' for i in range(200)]
+
+    def pack_and_unpack(text: str) -> str | None:
+        return unpack_text(pack_text(text))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(pack_and_unpack, texts)) == texts
+
+
 def test_an_unknown_format_is_an_error_not_garbage():
     with pytest.raises(ValueError, match="unknown packed JSON format"):
         unpack_text(b"\x09abc")
 
 
 def test_the_column_type_packs_on_sqlite_only():
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import postgresql
 
     value = {"document": "lorem ipsum " * 100}
     column = JsonText(packed=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import zstandard
 from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -44,13 +46,17 @@ def dump_json(value: Any) -> str:
 # Packed JSON text (SQLite): values of at least PACK_MIN_CHARS characters are stored
 # compressed (a BLOB) when that saves at least a fifth; shorter ones, and every value on
 # PostgreSQL (which compresses large values itself), stay text. The storage class tells the two
-# apart. A packed value is a format byte and a raw deflate stream; format 1 primes deflate with
-# _DICTIONARY_1, the JSON that recurs in span metadata and chat messages, so that even a few
-# hundred bytes of metadata (resource attributes, scope) shrink to a fifth, and so do the
-# merge keys of a span (the fields a span sets are mostly the same).
-# Never change a dictionary once released: add a format 2 instead.
+# apart. A packed value is a format byte and a compressed stream, primed with _DICTIONARY_1:
+# the JSON that recurs in span metadata and chat messages, so that even a few hundred bytes of
+# metadata (resource attributes, scope) shrink to a fifth, and so do the merge keys of a span
+# (the fields a span sets are mostly the same).
+# - format 1: raw deflate, 2 KiB window (read only: written until zstd replaced it);
+# - format 2: a Zstandard frame without magic number or checksum, with the content size,
+#   level 1; about three times faster to write than format 1 for a 5 % larger result.
+# Never change a dictionary or a format once released: add a new format instead.
 PACK_MIN_CHARS = 100
 _FORMAT_1 = b"\x01"
+_FORMAT_2 = b"\x02"
 _DICTIONARY_1 = (
     b'{"1|2026-01-01T00:00:00.000000|0":["#0","#6","#1","#10","#11",".resourceAttributes",'
     b'".scope","#12","#5","#2","#3","#9"]}'
@@ -66,24 +72,51 @@ _DICTIONARY_1 = (
     b'"telemetry.sdk.version":"1.","host.name":"","deployment.environment.name":"production"}'
     b'[{"role":"system","content":"{"role":"assistant","content":"{"role":"user","content":"'
 )
-_WBITS = -11  # 2 KiB window: holds the dictionary; small state, cheap to copy per value
-_PRIMED = zlib.compressobj(1, zlib.DEFLATED, _WBITS, 3, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY_1)
+_WBITS = -11  # format 1: a 2 KiB window
+
+
+class _Zstd(threading.local):
+    """Zstandard contexts of format 2, one pair per thread (a context is not thread safe)."""
+
+    def __init__(self) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            1,
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+            write_content_size=True,
+            write_checksum=False,
+            write_dict_id=False,
+        )
+        self.compress = zstandard.ZstdCompressor(
+            dict_data=_ZSTD_DICTIONARY, compression_params=params
+        ).compress
+        self.decompressor = zstandard.ZstdDecompressor(
+            dict_data=_ZSTD_DICTIONARY, format=zstandard.FORMAT_ZSTD1_MAGICLESS
+        )
+
+
+_ZSTD_DICTIONARY = zstandard.ZstdCompressionDict(
+    _DICTIONARY_1, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+)
+_ZSTD_DICTIONARY.precompute_compress(level=1)  # shared by the threads' compressors, read only
+_zstd = _Zstd()
 
 
 def pack_text(text: str) -> str | bytes:
     if len(text) < PACK_MIN_CHARS:
         return text
     raw = text.encode()
-    deflate = _PRIMED.copy()
-    packed = _FORMAT_1 + deflate.compress(raw) + deflate.flush()
+    packed = _FORMAT_2 + _zstd.compress(raw)
     return packed if len(packed) * 5 <= len(raw) * 4 else text
 
 
 def _inflate(value: bytes) -> bytes:
-    if value[:1] != _FORMAT_1:
-        raise ValueError(f"unknown packed JSON format {value[:1]!r}")
-    inflate = zlib.decompressobj(_WBITS, _DICTIONARY_1)
-    return inflate.decompress(memoryview(value)[1:]) + inflate.flush()
+    fmt = value[:1]
+    if fmt == _FORMAT_2:
+        return _zstd.decompressor.decompress(memoryview(value)[1:])
+    if fmt == _FORMAT_1:
+        inflate = zlib.decompressobj(_WBITS, _DICTIONARY_1)
+        return inflate.decompress(memoryview(value)[1:]) + inflate.flush()
+    raise ValueError(f"unknown packed JSON format {fmt!r}")
 
 
 def unpack_text(value: str | bytes | None) -> str | None:
@@ -101,7 +134,7 @@ class JsonText(TypeDecorator[Any]):
     """Any JSON value stored as text, so a string stays a string and key order is kept.
 
     SQL NULL means "no value"; a JSON null sent by a client is stored as SQL NULL too.
-    ``packed``: on SQLite, large values are stored zlib-compressed (see ``pack_text``); SQL that
+    ``packed``: on SQLite, large values are stored compressed (see ``pack_text``); SQL that
     looks inside such a column reads it through ``unpacked``.
     """
 
