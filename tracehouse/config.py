@@ -6,6 +6,7 @@ No other module reads ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,13 @@ class Settings(BaseSettings):
         ge=1,
         description="API processes `serve` runs (each decodes requests in parallel; on SQLite "
         "their writers take turns through a lock file, on PostgreSQL they write side by side).",
+    )
+    cpu_affinity: Literal["auto", "off"] = Field(
+        "auto",
+        description="`auto`: each `serve` process keeps to one CPU (several processes: one "
+        "CPU each, in turn), so that its threads hand the interpreter lock over on one core "
+        "instead of bouncing between cores (Linux; about 15 % more ingest throughput); "
+        "`off`: the operating system places them.",
     )
     max_body_bytes: int = Field(
         16 * 2**20,

@@ -432,3 +432,47 @@ def test_api_processes_stop_when_their_parent_is_killed(tmp_path):
         proc.wait()
         gone, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, [p.pid for p in alive]
+
+
+needs_cpu_affinity = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity (Linux) and at least two usable CPUs",
+)
+
+
+@needs_cpu_affinity
+@pytest.mark.parametrize("affinity", ["auto", "off"])
+def test_api_processes_keep_to_one_cpu_each(tmp_path, affinity):
+    """TRACEHOUSE_CPU_AFFINITY=auto: every API process (and its threads) keeps to one CPU, the
+    processes to different ones; `off` leaves them where the operating system puts them."""
+    import psutil
+
+    env = {**_env(tmp_path, None), "TRACEHOUSE_CPU_AFFINITY": affinity}
+    usable = os.sched_getaffinity(0)
+    with serving(env, tmp_path / "server.log", workers=2) as (url, proc):
+        children = [
+            p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(children) == 2
+        with _client(url) as client:  # the writer thread is running: it inherited the CPU
+            assert client.post("/api/public/ingestion", json={"batch": []}).status_code == 207
+        per_process = []
+        for child in children:
+            threads = {
+                os.sched_getaffinity(t.id) == os.sched_getaffinity(child.pid)
+                for t in child.threads()
+            }
+            assert threads == {True}
+            per_process.append(os.sched_getaffinity(child.pid))
+        if affinity == "auto":
+            assert all(len(cpus) == 1 and cpus <= usable for cpus in per_process)
+            assert per_process[0] != per_process[1]
+        else:
+            assert per_process == [usable, usable]
+
+
+@needs_cpu_affinity
+def test_a_single_server_process_keeps_to_one_cpu(tmp_path):
+    env = _env(tmp_path, None)
+    with serving(env, tmp_path / "server.log") as (_, proc):
+        assert len(os.sched_getaffinity(proc.pid)) == 1
