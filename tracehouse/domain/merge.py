@@ -141,14 +141,24 @@ def _field_of(code: str) -> str:
 def encode_keys(keys: dict[str, MergeKey]) -> dict[str, list[str]]:
     """Store merge keys compactly: one entry per distinct key, listing the fields it set."""
     by_key: dict[MergeKey, list[str]] = {}
+    codes = _CODES
     for field, key in keys.items():
+        code = codes.get(field)
+        if code is None:
+            code = _field_code(field)
+            if len(codes) < _CODES_MAX:
+                codes[field] = code
         fields = by_key.get(key)
-        code = _field_code(field)
         if fields is None:
             by_key[key] = [code]
         else:
             fields.append(code)
     return {f"{strength}|{ts}|{rank}": fields for (strength, ts, rank), fields in by_key.items()}
+
+
+# The code of every field name seen (metadata keys are clients' own: bounded).
+_CODES: dict[str, str] = dict(_CODE_OF)
+_CODES_MAX = 4096
 
 
 def decode_keys(stored: dict[str, list[str]] | None) -> dict[str, MergeKey]:
@@ -179,8 +189,11 @@ class Record:
 
     def apply(self, event: Event) -> None:
         """Apply one event's fields by the rules of its entity kind."""
-        rules = RULES[self.kind]
         key = merge_key(event)
+        if not self.keys and not self.values:
+            self._apply_to_empty(event, key)
+            return
+        rules = RULES[self.kind]
         values, keys = self.values, self.keys
         for field, value in event.fields.items():
             rule = rules.get(field, Rule.LATEST)
@@ -204,6 +217,26 @@ class Record:
                     merged = set(values.get(field) or ())
                     merged.update(value)
                     values[field] = sorted(merged)
+            else:  # DEEP_MERGE
+                self._merge_object(field, value, key)
+
+    def _apply_to_empty(self, event: Event, key: MergeKey) -> None:
+        """``apply`` on a record that holds nothing yet (most events: each OTLP span arrives
+        once): no earlier key to compare with, so each rule reduces to whether it sets."""
+        rules = RULES[self.kind]
+        values, keys = self.values, self.keys
+        for field, value in event.fields.items():
+            rule = rules.get(field)
+            if rule is None or rule is Rule.FIRST:  # None: LATEST
+                if value is not None:
+                    values[field] = value
+                    keys[field] = key
+            elif rule is Rule.LATEST_NULLABLE:
+                values[field] = value
+                keys[field] = key
+            elif rule is Rule.UNION:
+                if value:
+                    values[field] = sorted(set(value))
             else:  # DEEP_MERGE
                 self._merge_object(field, value, key)
 

@@ -27,8 +27,16 @@ def finalize_score(values: dict[str, Any]) -> None:
         values["data_type"] = "CATEGORICAL" if values.get("string_value") is not None else "NUMERIC"
 
 
-def _side_sum(details: dict[str, float], side: str) -> float:
-    return sum(v for k, v in details.items() if k == side or k.startswith(side + "_"))
+def _sides(details: dict[str, float]) -> tuple[float, float]:
+    """The sums of the input side (``input``, ``input_*``) and of the output side."""
+    inp: float = 0
+    out: float = 0
+    for key, value in details.items():
+        if key.startswith("input") and (len(key) == 5 or key[5] == "_"):
+            inp += value
+        elif key.startswith("output") and (len(key) == 6 or key[6] == "_"):
+            out += value
+    return inp, out
 
 
 def finalize_observation(values: dict[str, Any], model: ModelDefinition | None) -> dict[str, Any]:
@@ -48,14 +56,16 @@ def finalize_observation(values: dict[str, Any], model: ModelDefinition | None) 
     usage, cost, tier = priced.usage, priced.cost, priced.tier
     prices = tier or (model.default_tier if model else None)
     unit_prices = prices.prices if prices is not None else {}
+    input_usage, output_usage = _sides(usage)
+    input_cost, output_cost = _sides(cost) if cost else (None, None)
     return {
         "usage_details": usage,
         "cost_details": cost,
-        "input_usage": _side_sum(usage, "input"),
-        "output_usage": _side_sum(usage, "output"),
+        "input_usage": input_usage,
+        "output_usage": output_usage,
         "total_usage": usage.get("total", 0),
-        "input_cost": _side_sum(cost, "input") if cost else None,
-        "output_cost": _side_sum(cost, "output") if cost else None,
+        "input_cost": input_cost,
+        "output_cost": output_cost,
         "total_cost": cost.get("total") if cost else None,
         "internal_model_id": priced.model_id,
         "pricing_tier_id": tier.id if tier else None,

@@ -65,12 +65,35 @@ def _load(
     # `project_id = ? AND id IN (...)` walks the primary key; a row-value IN may not.
     for project_id, ids in by_project.items():
         for start in range(0, len(ids), _CHUNK):
-            stmt = select(table).where(
-                table.c.project_id == project_id, table.c.id.in_(ids[start : start + _CHUNK])
-            )
+            stored_ids = _stored_ids(conn, table, project_id, ids[start : start + _CHUNK])
+            if not stored_ids:  # the usual case: all new
+                continue
+            stmt = select(table).where(table.c.project_id == project_id, table.c.id.in_(stored_ids))
             for row in conn.execute(stmt).mappings():
                 found[(project_id, row["id"])] = dict(row)
     return found
+
+
+_ID_LOOKUPS: dict[tuple[str, str, int], str] = {}
+
+
+def _stored_ids(conn: Connection, table: Table, project_id: str, ids: list[str]) -> list[str]:
+    """Which of ``ids`` (at most _CHUNK) the project has in ``table``: one statement of plain
+    SQL (SQLAlchemy's compilation of an expanding IN cost more than the lookup itself). The ids
+    are padded to a power of two with repeats of the last one, so that few distinct statements
+    exist and the driver's statement cache holds them."""
+    size = 1 << (len(ids) - 1).bit_length()
+    dialect = conn.dialect
+    sql = _ID_LOOKUPS.get((dialect.name, table.name, size))
+    if sql is None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"SELECT id FROM {table.name} WHERE project_id = {mark} AND id IN "
+            f"({', '.join([mark] * size)})"
+        )
+        _ID_LOOKUPS[(dialect.name, table.name, size)] = sql
+    params = (project_id, *ids, *([ids[-1]] * (size - len(ids))))
+    return [row[0] for row in conn.exec_driver_sql(sql, params)]
 
 
 # Entities hash into this many advisory locks. A transaction holds at most this many, however
@@ -82,10 +105,20 @@ LOCK_SLOTS = 1024
 _LOCK_NAMESPACE = 0x7472_6163_0000_0000  # "trac" in the high bits: apart from others' locks
 
 
-def _lock(conn: Connection, refs: Iterable[tuple[str, str, str]]) -> None:
-    """Serialize concurrent writers of the same entities (PostgreSQL; SQLite has one writer)."""
+def _lock(conn: Connection, grouped: dict[str, dict[EntityRef, list[Event]]]) -> None:
+    """Serialize concurrent writers of the same entities (PostgreSQL; SQLite has one writer):
+    every entity of the batch, and the trace of every observation."""
     if conn.dialect.name != "postgresql":
         return
+    refs: set[tuple[str, str, str]] = set()
+    for kind, by_ref in grouped.items():
+        for project_id, entity_id in by_ref:
+            refs.add((kind, project_id, entity_id))
+    for (project_id, _), events in grouped.get("observation", {}).items():
+        for event in events:
+            trace_id = event.fields.get("trace_id")
+            if trace_id:
+                refs.add(("trace", project_id, trace_id))
     keys = sorted(
         {
             _LOCK_NAMESPACE
@@ -351,7 +384,6 @@ class PreparedBatch:
     now: datetime
     grouped: dict[str, dict[EntityRef, list[Event]]]
     first_seen: dict[EntityRef, datetime]
-    lock_refs: set[tuple[str, str, str]]
     rows: dict[str, dict[EntityRef, dict[str, Any]]]
     observation_params: list[list[Any]] | None = None
     dialect: str | None = None
@@ -360,19 +392,14 @@ class PreparedBatch:
 def _group(batch: Sequence[tuple[str, Event]]) -> PreparedBatch:
     grouped: dict[str, dict[EntityRef, list[Event]]] = defaultdict(lambda: defaultdict(list))
     first_seen: dict[EntityRef, datetime] = {}
-    lock_refs: set[tuple[str, str, str]] = set()
     for project_id, event in batch:
         ref = (project_id, event.entity_id)
         grouped[event.kind][ref].append(event)
-        lock_refs.add((event.kind, project_id, event.entity_id))
         if event.kind == "observation":
             seen = first_seen.get(ref)
             if seen is None or event.timestamp < seen:
                 first_seen[ref] = event.timestamp
-            trace_id = event.fields.get("trace_id")
-            if trace_id:
-                lock_refs.add(("trace", project_id, trace_id))
-    return PreparedBatch(datetime.now(UTC), grouped, first_seen, lock_refs, {})
+    return PreparedBatch(datetime.now(UTC), grouped, first_seen, {})
 
 
 def _merge_all(
@@ -458,7 +485,7 @@ def commit_prepared(
     is already stored, the whole batch is merged again on top of the stored rows. Traces and
     scores that exist are merged again one by one.
     """
-    _lock(conn, prepared.lock_refs)
+    _lock(conn, prepared.grouped)
     observations = prepared.grouped.get("observation")
     stored_observations = _load(conn, "observation", observations) if observations else {}
     if stored_observations:

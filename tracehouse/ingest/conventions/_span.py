@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,17 +115,25 @@ def json_value(value: Any) -> Any:
     The Langfuse SDKs send non-string values of their ``langfuse.*`` attributes as JSON text,
     and Langfuse's read API parses such text back; decoding on the way in gives the same reads.
     """
-    if not isinstance(value, str):
-        return value
+    if not isinstance(value, str) or value.lstrip(_JSON_SPACE)[:1] not in _JSON_STARTS:
+        return value  # plain text (most values): no parser would take it
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         pass
     # orjson refuses integers beyond 64 bits, which JSON allows: the standard library decides.
+    if _LONG_DIGITS.search(value) is None:
+        return value
     try:
         return loads_strict(value)
     except ValueError:
         return value
+
+
+_JSON_SPACE = " \t\n\r"
+# The first character of JSON text: an object, array, string, number, true, false or null.
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def parse_time(value: Any) -> datetime | None:
