@@ -74,3 +74,17 @@ def test_the_column_type_packs_on_sqlite_only():
     on_pg = column.process_bind_param(value, postgresql.dialect())
     assert on_pg == orjson.dumps(value).decode()
     assert JsonText().process_bind_param(value, sqlite.dialect()) == on_pg
+
+
+def test_none_bytes_and_bools_bind_as_before():
+    """The store registers pass-through sqlite3 adapters for None, bytes and bool (a speed-up):
+    they still bind as NULL, BLOB and integer."""
+    import sqlite3
+
+    import tracehouse.store.db  # noqa: F401  (registers the adapters)
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b, c, d, e)")
+    conn.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", (None, b"\x00\x01", "text", True, False))
+    row = conn.execute("SELECT typeof(a), typeof(b), typeof(c), b, d, e, typeof(d) FROM t")
+    assert row.fetchone() == ("null", "blob", "text", b"\x00\x01", 1, 0, "integer")

@@ -241,7 +241,7 @@ def _time(unix_nano: int, path: str) -> datetime:
         raise _SpanRejected(f"{path}: missing (0); at least one of start/end time is required")
     if unix_nano > _MAX_UNIX_NANO:
         raise _SpanRejected(f"{path}: {unix_nano} is after the year 9999")
-    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
+    return _EPOCH + timedelta(0, 0, unix_nano // 1000)  # positional: faster than a keyword
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,9 +253,10 @@ def attributes_dict(attributes: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in attributes:
         value = kv.value
-        # Most values are strings: read those without a call to any_value.
-        kind = value.WhichOneof("value")
-        out[kv.key] = value.string_value if kind == "string_value" else any_value(value, kind)
+        # Most values are non-empty strings: one read each. Otherwise (an empty string, or
+        # another type, whose string_value also reads "") the set field decides.
+        text = value.string_value
+        out[kv.key] = text if text else any_value(value)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,17 @@ from ..config import Settings
 from .types import unpack_text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# sqlite3 binds str, int and float directly, but asks its adapter registry about every other
+# parameter, None, bytes and bool included: a lookup that misses, then two failed attribute lookups
+# (``__adapt__``, ``__conform__``) whose AttributeError messages get formatted and thrown away.
+# A written row has dozens of NULLs and a few packed BLOBs, so that cost more than SQLite's own
+# insert. Registered adapters that return the value as it is make it one dict lookup and a C
+# call; what gets bound does not change (None is NULL, bytes a BLOB, a bool 0 or 1).
+# Process-wide, like the registry itself.
+sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None
+sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for bytes
+sqlite3.register_adapter(bool, int)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

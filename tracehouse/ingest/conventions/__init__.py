@@ -248,8 +248,10 @@ def _tags(value: Any) -> list[str]:
 def _carries_trace_updates(attrs: dict[str, Any]) -> bool:
     if not langfuse.TRACE_UPDATE_KEYS.isdisjoint(attrs):
         return True
-    if any(key.startswith(langfuse.TRACE_UPDATE_PREFIX) for key in attrs):
-        return True
+    prefix = langfuse.TRACE_UPDATE_PREFIX
+    for key in attrs:  # a plain loop: a generator costs more on every span
+        if key.startswith(prefix):
+            return True
     return any(truthy(attrs.get(k)) for k in langfuse.TRACE_UPDATE_TRUTHY_KEYS)
 
 
