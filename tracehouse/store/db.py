@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -22,7 +23,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # insert. Registered adapters that return the value as it is make it one dict lookup and a C
 # call; what gets bound does not change (None is NULL, bytes a BLOB, a bool 0 or 1).
 # Process-wide, like the registry itself.
-sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None
+_none: Callable[[None], None] = cast(Any, {}).get  # {}.get(None) is None: a C call
+sqlite3.register_adapter(type(None), _none)
 sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for bytes
 sqlite3.register_adapter(bool, int)
 
