@@ -83,13 +83,14 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
         "access_log": False,
         "timeout_graceful_shutdown": 30,
     }
-    pin_cpus = settings.cpu_affinity == "auto"
     if settings.workers == 1:
         from .app import create_app
         from .processes import keep_to_one_cpu
 
-        if pin_cpus:
-            keep_to_one_cpu(os.getpid())  # servers started side by side spread over the CPUs
+        if settings.cpu_affinity == "auto":
+            # Before the app starts its threads, which inherit it; the CPU is chosen by process
+            # id, so that servers started side by side spread over the CPUs.
+            keep_to_one_cpu(os.getpid())
 
         uvicorn.run(create_app(settings, on_keys_created=_print_keys, settle_heap=True), **common)
         return
@@ -108,7 +109,7 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
     from .processes import reuse_port_supported, run_workers
 
     if reuse_port_supported():
-        sys.exit(run_workers(settings.workers, common, pin_cpus=pin_cpus))
+        sys.exit(run_workers(settings.workers, common))
     uvicorn.run(
         "tracehouse.app:app_from_environment", factory=True, workers=settings.workers, **common
     )

@@ -62,11 +62,12 @@ def keep_to_one_cpu(index: int) -> int | None:
     the ``index``-th, round robin. Returns that CPU, or None where there is nothing to choose
     or the platform cannot (not Linux).
 
-    Why: each process runs Python on one thread at a time (the GIL) and hands the lock back
-    and forth between its event loop and its writer thread many times per request. When the
-    two threads sit on different cores, every hand-over wakes the other core and moves the
+    Why: a process runs Python on one thread at a time (the GIL) and hands the lock back and
+    forth between its event loop and its writer thread many times per request. When the two
+    threads sit on different cores, every hand-over wakes the other core and moves the
     interpreter's working set between their caches; on one core it is a plain context switch.
-    Measured on the 2-core bench machine: one process +20 %, two processes +13 % spans/s.
+    Measured on the 2-core bench machine, one `serve` process: 7 to 16 % more spans/s. With
+    several processes it made no difference there, so ``serve --workers N`` does not pin.
     """
     getaffinity = getattr(os, "sched_getaffinity", None)
     setaffinity = getattr(os, "sched_setaffinity", None)
@@ -84,13 +85,11 @@ def keep_to_one_cpu(index: int) -> int | None:
     return cpu
 
 
-def _serve_one(config_kwargs: dict[str, Any], parent_pid: int, cpu_index: int | None) -> None:
+def _serve_one(config_kwargs: dict[str, Any], parent_pid: int) -> None:
     """One API process: its own socket on the shared port, the app from the environment."""
     import uvicorn
 
     _exit_with_parent(parent_pid)
-    if cpu_index is not None:
-        keep_to_one_cpu(cpu_index)  # before the app starts its threads: they inherit it
 
     config = uvicorn.Config("tracehouse.app:app_from_environment", factory=True, **config_kwargs)
     server = uvicorn.Server(config)
@@ -98,22 +97,16 @@ def _serve_one(config_kwargs: dict[str, Any], parent_pid: int, cpu_index: int | 
     server.run(sockets=[sock])
 
 
-def run_workers(workers: int, config_kwargs: dict[str, Any], *, pin_cpus: bool = False) -> int:
-    """Run ``workers`` API processes until SIGTERM/SIGINT; returns the exit code for the parent.
-
-    ``pin_cpus``: process i keeps to one CPU, the next ones in turn (also when restarted),
-    starting at a CPU chosen by this process's id so that servers side by side spread out.
-    """
+def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
+    """Run ``workers`` API processes until SIGTERM/SIGINT; returns the exit code for the parent."""
     context = multiprocessing.get_context("spawn")
     # Bind once in the parent too: a port in use fails here, at once, with a clear error.
     probe = _bind(config_kwargs["host"], config_kwargs["port"])
     stopping = False
 
-    def start(index: int) -> BaseProcess:
+    def start() -> BaseProcess:
         process = context.Process(
-            target=_serve_one,
-            args=(config_kwargs, os.getpid(), os.getpid() + index if pin_cpus else None),
-            daemon=False,
+            target=_serve_one, args=(config_kwargs, os.getpid()), daemon=False
         )
         process.start()
         return process
@@ -126,7 +119,7 @@ def run_workers(workers: int, config_kwargs: dict[str, Any], *, pin_cpus: bool =
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
-    processes = [start(i) for i in range(workers)]
+    processes = [start() for _ in range(workers)]
     probe.close()  # the processes hold the port now
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -140,7 +133,7 @@ def run_workers(workers: int, config_kwargs: dict[str, Any], *, pin_cpus: bool =
                         process.exitcode,
                     )
                     time.sleep(_RESTART_PAUSE_S)
-                    processes[i] = start(i)
+                    processes[i] = start()
         for process in processes:
             process.join()
     finally:

@@ -442,37 +442,33 @@ needs_cpu_affinity = pytest.mark.skipif(
 
 @needs_cpu_affinity
 @pytest.mark.parametrize("affinity", ["auto", "off"])
-def test_api_processes_keep_to_one_cpu_each(tmp_path, affinity):
-    """TRACEHOUSE_CPU_AFFINITY=auto: every API process (and its threads) keeps to one CPU, the
-    processes to different ones; `off` leaves them where the operating system puts them."""
+def test_a_single_server_process_keeps_to_one_cpu(tmp_path, affinity):
+    """TRACEHOUSE_CPU_AFFINITY=auto: one `serve` process and all its threads keep to one CPU;
+    `off` leaves it where the operating system puts it."""
     import psutil
 
     env = {**_env(tmp_path, None), "TRACEHOUSE_CPU_AFFINITY": affinity}
     usable = os.sched_getaffinity(0)
-    with serving(env, tmp_path / "server.log", workers=2) as (url, proc):
+    with serving(env, tmp_path / "server.log") as (url, proc):
+        with _client(url) as client:  # the writer thread is running: it inherited the CPU
+            assert client.post("/api/public/ingestion", json={"batch": []}).status_code == 207
+        cpus = os.sched_getaffinity(proc.pid)
+        threads = psutil.Process(proc.pid).threads()
+        assert len(threads) > 1
+        assert {frozenset(os.sched_getaffinity(t.id)) for t in threads} == {frozenset(cpus)}
+        if affinity == "auto":
+            assert len(cpus) == 1 and cpus <= usable
+        else:
+            assert cpus == usable
+
+
+@needs_cpu_affinity
+def test_several_api_processes_are_left_to_the_scheduler(tmp_path):
+    import psutil
+
+    with serving(_env(tmp_path, None), tmp_path / "server.log", workers=2) as (_, proc):
         children = [
             p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())
         ]
         assert len(children) == 2
-        with _client(url) as client:  # the writer thread is running: it inherited the CPU
-            assert client.post("/api/public/ingestion", json={"batch": []}).status_code == 207
-        per_process = []
-        for child in children:
-            threads = {
-                os.sched_getaffinity(t.id) == os.sched_getaffinity(child.pid)
-                for t in child.threads()
-            }
-            assert threads == {True}
-            per_process.append(os.sched_getaffinity(child.pid))
-        if affinity == "auto":
-            assert all(len(cpus) == 1 and cpus <= usable for cpus in per_process)
-            assert per_process[0] != per_process[1]
-        else:
-            assert per_process == [usable, usable]
-
-
-@needs_cpu_affinity
-def test_a_single_server_process_keeps_to_one_cpu(tmp_path):
-    env = _env(tmp_path, None)
-    with serving(env, tmp_path / "server.log") as (_, proc):
-        assert len(os.sched_getaffinity(proc.pid)) == 1
+        assert all(os.sched_getaffinity(c.pid) == os.sched_getaffinity(0) for c in children)
