@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -204,6 +204,21 @@ def metadata_attributes(
     return result
 
 
+def _resource_metadata(resource: dict[str, Any]) -> dict[str, Any]:
+    """The trace metadata a resource carries. The spans of one export share their resource's
+    dict, so the last result is kept for the next span (read-only: callers spread it)."""
+    global _LAST_RESOURCE
+    last = _LAST_RESOURCE  # one read: other threads may replace it meanwhile
+    if last[0] is resource:
+        return last[1]
+    found = metadata_attributes(resource, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES)
+    _LAST_RESOURCE = (resource, found)
+    return found
+
+
+_LAST_RESOURCE: tuple[Any, dict[str, Any]] = (None, {})
+
+
 def unmapped_attributes(attrs: dict[str, Any]) -> dict[str, str]:
     """Span attributes not consumed as I/O or metadata, each as a string."""
     return {
@@ -283,7 +298,21 @@ def _with_json_metadata_decoded(span: SpanView) -> SpanView:
     attrs = dict(span.attributes)
     for key in encoded:
         attrs[key] = json_value(attrs[key])
-    return replace(span, attributes=attrs)
+    # The constructor, positionally: dataclasses.replace costs several times as much.
+    return SpanView(
+        span.name,
+        span.start_time,
+        attrs,
+        span.resource,
+        span.scope_name,
+        span.scope_version,
+        span.scope_attributes,
+        span.events,
+        span.status_code,
+        span.status_message,
+        span.has_parent,
+        span.json_metadata,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,9 +328,7 @@ def map_span(span: SpanView) -> MappedSpan:
     inp, out = observation_io(span)
     env = environment(span)
     version = attrs.get(langfuse.VERSION) or span.resource.get("service.version")
-    resource_metadata = metadata_attributes(
-        span.resource, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES
-    )
+    resource_metadata = _resource_metadata(span.resource)
     observation_metadata = metadata_attributes(
         attrs, langfuse.OBSERVATION_METADATA, langfuse.OBSERVATION_METADATA_PREFIXES
     )
