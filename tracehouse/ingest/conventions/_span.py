@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,9 +120,8 @@ def json_value(value: Any) -> Any:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         pass
-    # orjson refuses integers beyond 64 bits, which JSON allows: the standard library decides.
-    if _LONG_DIGITS.search(value) is None:
-        return value
+    # orjson refuses some JSON the standard library takes (numbers beyond a double, escaped
+    # lone surrogates): the standard library decides.
     try:
         return loads_strict(value)
     except ValueError:
@@ -133,7 +131,6 @@ def json_value(value: Any) -> Any:
 _JSON_SPACE = " \t\n\r"
 # The first character of JSON text: an object, array, string, number, true, false or null.
 _JSON_STARTS = frozenset('{["-0123456789tfn')
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def parse_time(value: Any) -> datetime | None:
