@@ -88,9 +88,7 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
         from .processes import keep_to_one_cpu
 
         if settings.cpu_affinity == "auto":
-            # Before the app starts its threads, which inherit it; the CPU is chosen by process
-            # id, so that servers started side by side spread over the CPUs.
-            keep_to_one_cpu(os.getpid())
+            keep_to_one_cpu()  # before the app starts its threads, which inherit it
 
         uvicorn.run(create_app(settings, on_keys_created=_print_keys, settle_heap=True), **common)
         return

@@ -57,10 +57,10 @@ def _exit_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def keep_to_one_cpu(index: int) -> int | None:
-    """Keep this process (its threads, and those it starts later) to one of its usable CPUs:
-    the ``index``-th, round robin. Returns that CPU, or None where there is nothing to choose
-    or the platform cannot (not Linux).
+def keep_to_one_cpu() -> None:
+    """Keep this process (its threads, and those it starts later) to one of its usable CPUs,
+    chosen by process id so that servers started side by side spread out. Nothing happens
+    where there is only one CPU to use or the platform cannot (not Linux).
 
     Why: a process runs Python on one thread at a time (the GIL) and hands the lock back and
     forth between its event loop and its writer thread many times per request. When the two
@@ -72,17 +72,15 @@ def keep_to_one_cpu(index: int) -> int | None:
     getaffinity = getattr(os, "sched_getaffinity", None)
     setaffinity = getattr(os, "sched_setaffinity", None)
     if getaffinity is None or setaffinity is None:
-        return None
+        return
     cpus = sorted(getaffinity(0))
     if len(cpus) < 2:
-        return None
-    cpu = cpus[index % len(cpus)]
+        return
+    cpu = cpus[os.getpid() % len(cpus)]
     try:
         setaffinity(0, {cpu})
     except OSError as exc:  # e.g. a container that forbids it: run unpinned
         log.warning("could not keep the process to CPU %s: %s", cpu, exc)
-        return None
-    return cpu
 
 
 def _serve_one(config_kwargs: dict[str, Any], parent_pid: int) -> None:

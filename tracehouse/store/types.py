@@ -101,12 +101,16 @@ _ZSTD_DICTIONARY.precompute_compress(level=1)  # shared by the threads' compress
 _zstd = _Zstd()
 
 
+def _packed(raw: bytes) -> bytes | None:
+    """``raw`` in format 2, or None when that would not save at least a fifth."""
+    packed = _FORMAT_2 + _zstd.compress(raw)
+    return packed if len(packed) * 5 <= len(raw) * 4 else None
+
+
 def pack_text(text: str) -> str | bytes:
     if len(text) < PACK_MIN_CHARS:
         return text
-    raw = text.encode()
-    packed = _FORMAT_2 + _zstd.compress(raw)
-    return packed if len(packed) * 5 <= len(raw) * 4 else text
+    return _packed(text.encode()) or text
 
 
 def _inflate(value: bytes) -> bytes:
@@ -130,11 +134,7 @@ def _dump_packed(value: Any) -> str | bytes:
     """``pack_text(dump_json(value))`` without the round trip through ``str``: the JSON bytes
     are compressed as they come (the size rule counts them, UTF-8, rather than characters)."""
     raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    if len(raw) >= PACK_MIN_CHARS:
-        packed = _FORMAT_2 + _zstd.compress(raw)
-        if len(packed) * 5 <= len(raw) * 4:
-            return packed
-    return raw.decode()
+    return (len(raw) >= PACK_MIN_CHARS and _packed(raw)) or raw.decode()
 
 
 class JsonText(TypeDecorator[Any]):
