@@ -54,6 +54,94 @@ def _row_to_fields(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+# Single-key form of stored merge keys. Most rows were set by one event (an OTLP span arrives
+# whole, once): every field they hold carries the same merge key. Such a row stores only that
+# key, as the JSON string "<strength>|<time>|<rank>", or "=" when it is (1, the row's own
+# anchor time, 0), as for OTLP spans and root-span traces; the fields it applies to are the
+# ones the row holds (``_row_to_fields``), and the top-level keys of an object ``metadata``.
+# It is written only when decoding it gives back exactly the record's keys, so a row holding
+# a field that no key set (a default) or a key of a field it does not hold keeps the full form.
+# Columns that are never merge fields under a key: filled by the write path or rules without
+# one (tags are a union, public/bookmarked defaulted), or not fields at all (prompt_id).
+_UNKEYED = {
+    "observation": frozenset({"prompt_id"}),
+    "trace": frozenset({"tags", "public", "bookmarked"}),
+}
+_ANCHOR = {"observation": "start_time", "trace": "timestamp"}
+_SAME_AS_ANCHOR = "="
+
+
+def _field_columns(kind: str) -> frozenset[str]:
+    names = {c.name for c in TABLE_BY_KIND[kind].columns} - _NOT_FIELDS - _UNKEYED[kind]
+    if kind == "observation":
+        names -= _OBS_DERIVED | set(_OBS_PROVIDED.values())
+        names |= set(_OBS_PROVIDED)
+    return frozenset(names)
+
+
+_KEYED_COLUMNS = {kind: _field_columns(kind) for kind in _UNKEYED}
+
+
+def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) -> str | None:
+    """The single-key form of ``keys`` for a row written from ``values`` (None: not possible).
+
+    ``values`` are a record's values after finalising; a value counts as held if the row
+    stores it non-null (the provided usage and cost of an observation only when non-empty).
+    """
+    columns = _KEYED_COLUMNS.get(kind)
+    if columns is None or not keys:
+        return None
+    key = next(iter(keys.values()))
+    for other in keys.values():
+        if other != key:
+            return None
+    held = 0
+    for field, value in values.items():
+        if value is None or field not in columns or (field in _OBS_PROVIDED and not value):
+            continue  # not stored
+        if field not in keys:
+            return None
+        held += 1
+        if field == "metadata" and isinstance(value, dict):
+            for sub in value:
+                if f"metadata.{sub}" not in keys:
+                    return None
+            held += len(value)
+    if held != len(keys):
+        return None
+    anchor = values.get(_ANCHOR[kind])
+    if (
+        key[0] == 1
+        and key[2] == 0
+        and isinstance(anchor, datetime)
+        and anchor.tzinfo is UTC
+        and key[1] == time_text(anchor)
+    ):
+        return _SAME_AS_ANCHOR
+    return f"{key[0]}|{key[1]}|{key[2]}"
+
+
+def _stored_keys(kind: str, stored: Any, fields: dict[str, Any]) -> dict[str, MergeKey]:
+    """The merge keys of a stored row whose fields are ``fields`` (``_row_to_fields``)."""
+    if not isinstance(stored, str):
+        return decode_keys(stored)
+    if stored == _SAME_AS_ANCHOR:
+        key: MergeKey = (1, time_text(fields[_ANCHOR[kind]]), 0)
+    else:
+        strength, ts, rank = stored.split("|")
+        key = (int(strength), ts, int(rank))
+    columns = _KEYED_COLUMNS[kind]
+    keys: dict[str, MergeKey] = {}
+    for field, value in fields.items():
+        if field not in columns:
+            continue
+        keys[field] = key
+        if field == "metadata" and isinstance(value, dict):
+            for sub in value:
+                keys[f"metadata.{sub}"] = key
+    return keys
+
+
 def _load(
     conn: Connection, kind: str, refs: Iterable[EntityRef]
 ) -> dict[EntityRef, dict[str, Any]]:
@@ -166,11 +254,11 @@ class _Merger:
             record = self.records[kind].get(ref)
             if record is None:
                 row = stored.get(ref)
-                record = (
-                    Record(kind, _row_to_fields(kind, row), decode_keys(row["merge_keys"]))
-                    if row
-                    else Record(kind)
-                )
+                if row:
+                    fields = _row_to_fields(kind, row)
+                    record = Record(kind, fields, _stored_keys(kind, row["merge_keys"], fields))
+                else:
+                    record = Record(kind)
                 self.records[kind][ref] = record
             for event in sorted(events, key=merge_key) if len(events) > 1 else events:
                 record.apply(event)
@@ -203,7 +291,7 @@ class _Merger:
             row.update(
                 project_id=project_id,
                 id=entity_id,
-                merge_keys=encode_keys(record.keys),
+                merge_keys=_single_key(kind, record.keys, values) or encode_keys(record.keys),
                 created_at=previous["created_at"] if previous else self.now,
                 updated_at=self.now,
             )
