@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
 import zlib
@@ -9,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
+import zstandard
 from sqlalchemy.dialects import sqlite
 
 from tracehouse.store.types import (
     _DICTIONARY_1,
+    _DICTIONARY_2,
     PACK_MIN_CHARS,
     JsonText,
     pack_text,
@@ -45,7 +48,32 @@ def test_values_written_in_format_1_still_read():
     old = b"\x01" + deflate.compress(text.encode()) + deflate.flush()
     assert unpack_text(old) == text
     assert JsonText(packed=True).process_result_value(old, sqlite.dialect()) == orjson.loads(text)
-    assert pack_text(text)[:1] == b"\x02"  # new values are written in format 2
+    assert pack_text(text)[:1] == b"\x03"  # new values are written in format 3
+
+
+def test_values_written_in_format_2_still_read():
+    # Format 2 (Zstandard, _DICTIONARY_1 as raw content) was written by earlier releases.
+    text = '[{"role":"user","content":"' + "what changed in the release? " * 12 + '"}]'
+    params = zstandard.ZstdCompressionParameters.from_level(
+        1, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=True
+    )
+    dictionary = zstandard.ZstdCompressionDict(
+        _DICTIONARY_1, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+    )
+    frame = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
+    old = b"\x02" + frame.compress(text.encode())
+    assert unpack_text(old) == text
+    assert JsonText(packed=True).process_result_value(old, sqlite.dialect()) == orjson.loads(text)
+
+
+def test_the_released_dictionary_never_changes():
+    # Values of format 3 can only be read with these exact bytes: a new dictionary needs a
+    # new format (see tracehouse/store/types.py).
+    assert len(_DICTIONARY_2) == 16384
+    assert (
+        hashlib.sha256(_DICTIONARY_2).hexdigest()
+        == "a867404f9cafab56fa36399e0f35c01fdf58ca09eafcc10d2276bd685604d870"
+    )
 
 
 def test_packing_from_many_threads_round_trips():
