@@ -186,7 +186,7 @@ class PromptFastPath:
             header = next(
                 (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
             )
-            principal = self.services.authenticator.cached(header)
+            principal = self.services.authenticator.cached(header, refresh=False)
             if principal is None or principal.scope != "project":
                 return None
             name = check_name(scope["path"][len(_GET_PREFIX) :], "promptName")
