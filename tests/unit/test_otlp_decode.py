@@ -926,3 +926,52 @@ def test_an_experiment_item_version_that_is_not_a_date_is_dropped() -> None:
     attrs = {"langfuse.experiment.id": "e", "langfuse.experiment.item.version": "v2"}
     obs = only(decode_request(export(span("s", CHILD, ROOT, attrs))), "observation")
     assert obs["experiment"] == {} and obs["experiment_id"] == "e"
+
+
+def test_spans_with_the_same_attribute_names_keep_their_own_values() -> None:
+    # What attribute names mean is worked out once per sequence of names (``key_set``); the
+    # values are each span's own, and a different order or set of names is worked out anew.
+    from tracehouse.ingest import conventions
+
+    names = {
+        "langfuse.observation.metadata.step": "",
+        "langfuse.trace.metadata.team": "",
+        "app.custom": "",
+    }
+    spans = [
+        span(
+            f"s{i}",
+            span_id=f"{i + 1:016x}",
+            parent=ROOT,
+            attrs={k: f"v{i}" for k in names},
+        )
+        for i in range(3)
+    ]
+    reordered = span(
+        "s9",
+        span_id=f"{9:016x}",
+        parent=ROOT,
+        attrs={"app.custom": "x", "langfuse.observation.metadata.step": "y"},
+    )
+    for decoded in both(export(*spans, reordered)):
+        observations = [e.fields for e in decoded.events if e.kind == "observation"]
+        traces = [e.fields for e in decoded.events if e.kind == "trace"]
+        for i, fields in enumerate(observations[:3]):
+            assert fields["metadata"]["step"] == f"v{i}"
+            assert fields["metadata"]["attributes"] == {"app.custom": f"v{i}"}
+        assert [t["metadata"]["team"] for t in traces[:3]] == ["v0", "v1", "v2"]
+        assert observations[3]["metadata"]["step"] == "y"
+        assert observations[3]["metadata"]["attributes"] == {"app.custom": "x"}
+        assert len(traces) == 3  # the reordered span carries no trace update
+    assert 0 < len(conventions._KEY_SETS) <= conventions._KEY_SETS_MAX
+
+
+def test_the_memo_of_attribute_names_stays_bounded(monkeypatch) -> None:
+    from tracehouse.ingest import conventions
+
+    monkeypatch.setattr(conventions, "_KEY_SETS", {})
+    monkeypatch.setattr(conventions, "_KEY_SETS_MAX", 4)
+    for i in range(10):
+        keys = conventions.key_set({f"gen_ai.prompt.{i}.content": "x", "app.k": 1})
+        assert keys.unmapped == ("app.k",)
+        assert len(conventions._KEY_SETS) <= 4

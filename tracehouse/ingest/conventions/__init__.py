@@ -185,22 +185,71 @@ def completion_start_time(span: SpanView) -> datetime | None:
 # Metadata, environment, trace identity.
 
 
+class _KeySet:
+    """What the attribute names of one span mean, worked out once per distinct sequence of
+    names: spans of one instrumentation repeat the same names in the same order, so most spans
+    find theirs in ``_KEY_SETS`` instead of testing every name against every prefix again."""
+
+    __slots__ = ("names", "prefixed", "unmapped", "json_metadata", "updates_trace")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        # per prefix tuple: (attribute name, metadata key) of the names it covers, in order
+        self.prefixed: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self.unmapped = tuple(
+            n for n in names if n not in CONSUMED_KEYS and not n.startswith(CONSUMED_PREFIXES)
+        )
+        self.json_metadata = tuple(
+            n for n in names if n.startswith(langfuse.JSON_METADATA_PREFIXES)
+        )
+        self.updates_trace = not langfuse.TRACE_UPDATE_KEYS.isdisjoint(names) or any(
+            n.startswith(langfuse.TRACE_UPDATE_PREFIX) for n in names
+        )
+
+    def with_prefixes(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        found = self.prefixed.get(prefixes)
+        if found is None:
+            pairs = []
+            for name in self.names:
+                if not name.startswith(prefixes) or name in vercel_ai.METADATA_EXCLUDED:
+                    continue
+                for prefix in prefixes:
+                    if name.startswith(prefix):
+                        pairs.append((name, name[len(prefix) :]))
+                        break
+            found = self.prefixed[prefixes] = tuple(pairs)
+        return found
+
+
+_KEY_SETS: dict[tuple[str, ...], _KeySet] = {}
+_KEY_SETS_MAX = 2048  # instrumentations are few; cleared when full (e.g. names with ids in them)
+
+
+def key_set(attrs: dict[str, Any]) -> _KeySet:
+    names = tuple(attrs)
+    found = _KEY_SETS.get(names)
+    if found is None:
+        if len(_KEY_SETS) >= _KEY_SETS_MAX:
+            _KEY_SETS.clear()
+        found = _KEY_SETS[names] = _KeySet(names)
+    return found
+
+
 def metadata_attributes(
-    attrs: dict[str, Any], whole_keys: tuple[str, ...], prefixes: tuple[str, ...]
+    attrs: dict[str, Any],
+    whole_keys: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    keys: _KeySet | None = None,
 ) -> dict[str, Any]:
-    """The metadata a producer attached: a whole-object attribute, then ``<prefix><k>`` keys."""
+    """The metadata a producer attached: a whole-object attribute, then ``<prefix><k>`` keys
+    (``keys``: the key set of ``attrs``, if already known)."""
     result: dict[str, Any] = {}
     for key in whole_keys:
         if truthy(attrs.get(key)):
             result.update(json_object(attrs[key]) or {})
             break
-    for key, value in attrs.items():
-        if not key.startswith(prefixes) or key in vercel_ai.METADATA_EXCLUDED:
-            continue
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                result[key[len(prefix) :]] = value
-                break
+    for name, key in (keys or key_set(attrs)).with_prefixes(prefixes):
+        result[key] = attrs[name]
     return result
 
 
@@ -219,13 +268,9 @@ def _resource_metadata(resource: dict[str, Any]) -> dict[str, Any]:
 _LAST_RESOURCE: tuple[Any, dict[str, Any]] = (None, {})
 
 
-def unmapped_attributes(attrs: dict[str, Any]) -> dict[str, str]:
+def unmapped_attributes(attrs: dict[str, Any], keys: _KeySet | None = None) -> dict[str, str]:
     """Span attributes not consumed as I/O or metadata, each as a string."""
-    return {
-        key: to_text(value)
-        for key, value in attrs.items()
-        if key not in CONSUMED_KEYS and not key.startswith(CONSUMED_PREFIXES)
-    }
+    return {name: to_text(attrs[name]) for name in (keys or key_set(attrs)).unmapped}
 
 
 def environment(span: SpanView) -> str:
@@ -260,13 +305,9 @@ def _tags(value: Any) -> list[str]:
     return [to_text(value)]
 
 
-def _carries_trace_updates(attrs: dict[str, Any]) -> bool:
-    if not langfuse.TRACE_UPDATE_KEYS.isdisjoint(attrs):
+def _carries_trace_updates(attrs: dict[str, Any], keys: _KeySet) -> bool:
+    if keys.updates_trace:
         return True
-    prefix = langfuse.TRACE_UPDATE_PREFIX
-    for key in attrs:  # a plain loop: a generator costs more on every span
-        if key.startswith(prefix):
-            return True
     return any(truthy(attrs.get(k)) for k in langfuse.TRACE_UPDATE_TRUTHY_KEYS)
 
 
@@ -292,7 +333,7 @@ def _with_json_metadata_decoded(span: SpanView) -> SpanView:
     own_span = span.scope_name == langfuse.SCOPE_PREFIX and language in ("nodejs", "python")
     if not (span.json_metadata or own_span):
         return span
-    encoded = [key for key in span.attributes if key.startswith(langfuse.JSON_METADATA_PREFIXES)]
+    encoded = key_set(span.attributes).json_metadata
     if not encoded:
         return span
     attrs = dict(span.attributes)
@@ -323,6 +364,7 @@ def map_span(span: SpanView) -> MappedSpan:
     """Observation fields of a span, and the trace fields it carries (if any)."""
     span = _with_json_metadata_decoded(span)
     attrs = span.attributes
+    keys = key_set(attrs)
     obs_type = observation_type(span)
     name = observation_name(span)
     inp, out = observation_io(span)
@@ -330,12 +372,12 @@ def map_span(span: SpanView) -> MappedSpan:
     version = attrs.get(langfuse.VERSION) or span.resource.get("service.version")
     resource_metadata = _resource_metadata(span.resource)
     observation_metadata = metadata_attributes(
-        attrs, langfuse.OBSERVATION_METADATA, langfuse.OBSERVATION_METADATA_PREFIXES
+        attrs, langfuse.OBSERVATION_METADATA, langfuse.OBSERVATION_METADATA_PREFIXES, keys
     )
     is_langfuse_sdk = span.scope_name.startswith(langfuse.SCOPE_PREFIX)
     system: dict[str, Any] = {}
     if not is_langfuse_sdk:
-        system["attributes"] = unmapped_attributes(attrs)
+        system["attributes"] = unmapped_attributes(attrs, keys)
     system["resourceAttributes"] = span.resource
     system["scope"] = _scope_metadata(span)
 
@@ -373,9 +415,11 @@ def map_span(span: SpanView) -> MappedSpan:
         obs.update(experiment_fields(attrs))
 
     is_root = not span.has_parent or to_text(attrs.get(langfuse.AS_ROOT)).lower() == "true"
-    if not is_root and not _carries_trace_updates(attrs):
+    if not is_root and not _carries_trace_updates(attrs, keys):
         return MappedSpan(obs, None)
-    trace = _trace_fields(span, is_root, obs, (resource_metadata, observation_metadata, system))
+    trace = _trace_fields(
+        span, is_root, obs, (resource_metadata, observation_metadata, system), keys
+    )
     return MappedSpan(obs, trace)
 
 
@@ -384,6 +428,7 @@ def _trace_fields(
     is_root: bool,
     obs: dict[str, Any],
     metadata_parts: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    keys: _KeySet,
 ) -> dict[str, Any]:
     attrs = span.attributes
     trace: dict[str, Any] = {"environment": obs["environment"]}
@@ -400,7 +445,7 @@ def _trace_fields(
         elif is_root and field_name in obs:
             trace[field_name] = obs[field_name]
     trace_metadata = metadata_attributes(
-        attrs, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES
+        attrs, langfuse.TRACE_METADATA, langfuse.TRACE_METADATA_PREFIXES, keys
     )
     resource_metadata, observation_metadata, system = metadata_parts
     if is_root:
