@@ -91,23 +91,20 @@ def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) ->
     columns = _KEYED_COLUMNS.get(kind)
     if columns is None or not keys:
         return None
-    key = next(iter(keys.values()))
-    for other in keys.values():
-        if other != key:
-            return None
-    held = 0
-    for field, value in values.items():
-        if value is None or field not in columns or (field in _OBS_PROVIDED and not value):
-            continue  # not stored
-        if field not in keys:
-            return None
-        held += 1
-        if field == "metadata" and isinstance(value, dict):
-            for sub in value:
-                if f"metadata.{sub}" not in keys:
-                    return None
-            held += len(value)
-    if held != len(keys):
+    all_keys = list(keys.values())
+    key = all_keys[0]
+    if all_keys.count(key) != len(all_keys):  # C-level; usually one and the same tuple
+        return None
+    # The fields the row will hold, as set operations (this runs for every row written).
+    held = {field for field, value in values.items() if value is not None}
+    held &= columns
+    for field in _OBS_PROVIDED:
+        if field in held and not values[field]:
+            held.discard(field)  # stored as NULL
+    metadata = values.get("metadata")
+    if "metadata" in held and isinstance(metadata, dict):
+        held.update([f"metadata.{sub}" for sub in metadata])
+    if keys.keys() != held:
         return None
     anchor = values.get(_ANCHOR[kind])
     if (
