@@ -301,14 +301,16 @@ def _fill_observation_gaps(
 ) -> None:
     """Give update-only observations a start time and trace id, as weak values a create replaces."""
     for ref, record in records.items():
-        weak = (0, time_text(first_seen[ref]), 0)
-        if record.values.get("start_time") is None:
-            record.values["start_time"] = first_seen[ref]
-            record.keys["start_time"] = weak
-        if record.values.get("trace_id") is None:
-            record.values["trace_id"] = uuid.uuid4().hex
-            record.keys["trace_id"] = weak
-        record.values.setdefault("type", "SPAN")
+        values = record.values
+        if values.get("start_time") is None or values.get("trace_id") is None:
+            weak = (0, time_text(first_seen[ref]), 0)
+            if values.get("start_time") is None:
+                values["start_time"] = first_seen[ref]
+                record.keys["start_time"] = weak
+            if values.get("trace_id") is None:
+                values["trace_id"] = uuid.uuid4().hex
+                record.keys["trace_id"] = weak
+        values.setdefault("type", "SPAN")
 
 
 # The upsert of each (dialect, table), compiled once: its SQL text, whether parameters are
@@ -387,10 +389,21 @@ def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return processor  # type: ignore[no-any-return]
 
 
+_SQLITE_TEXTS: dict[datetime, str] = {}
+_SQLITE_TEXTS_MAX = 65_536
+
+
 def _sqlite_utc_text(value: datetime) -> str:
     if value.tzinfo is UTC and value.year >= 1000:
-        text = time_text(value)  # remembered: the same times are written several times
-        return text[:10] + " " + text[11:]
+        # Remembered: a batch writes the same times several times (its rows' created_at and
+        # updated_at are one and the same time).
+        text = _SQLITE_TEXTS.get(value)
+        if text is None:
+            if len(_SQLITE_TEXTS) >= _SQLITE_TEXTS_MAX:
+                _SQLITE_TEXTS.clear()
+            merge_text = time_text(value)
+            text = _SQLITE_TEXTS[value] = merge_text[:10] + " " + merge_text[11:]
+        return text
     if value.tzinfo is not UTC and value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" of aware times
