@@ -390,7 +390,7 @@ def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
 
 
 _SQLITE_TEXTS: dict[datetime, str] = {}
-_SQLITE_TEXTS_MAX = 65_536
+_SQLITE_TEXTS_MAX = 4_096  # the times repeated within a batch; most span times are unique
 
 
 def _sqlite_utc_text(value: datetime) -> str:
