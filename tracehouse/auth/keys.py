@@ -65,20 +65,48 @@ def parse_authorization(header: str | None) -> tuple[str, str | None]:
     raise Unauthorized("Unsupported authorization scheme; use HTTP Basic auth")
 
 
-class Authenticator:
-    """Resolves credentials to a Principal; thread-safe; caches verified results."""
+_INVALID = "Invalid credentials. Confirm that you've configured the correct host."
 
-    def __init__(self, engine: Engine) -> None:
+
+def _accepted(principal: Principal | None) -> Principal:
+    """The answer to verified credentials: their principal, or 401 for bad ones."""
+    if principal is None:
+        raise Unauthorized(_INVALID)
+    return principal
+
+
+class Authenticator:
+    """Resolves credentials to a Principal; thread-safe; caches verified results.
+
+    ``positive_ttl_s`` / ``refresh_ahead_s``: how long good credentials stay cached, and how
+    close to expiry one request checks them again.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        positive_ttl_s: float = POSITIVE_TTL_S,
+        refresh_ahead_s: float = REFRESH_AHEAD_S,
+    ) -> None:
         self._engine = engine
+        self._positive_ttl_s = positive_ttl_s
+        self._refresh_ahead_s = refresh_ahead_s
         self._pepper = os.urandom(32)
         self._cache: dict[tuple[str, bytes], tuple[Principal | None, float]] = {}
         self._lock = threading.Lock()
         self._flights: dict[tuple[str, bytes], threading.Event] = {}  # checks running
         self._refreshing: set[tuple[str, bytes]] = set()  # entries being checked again
+        self.checks = 0  # full checks run (each a scrypt verification)
 
     def _cache_key(self, public_key: str, secret: str | None) -> tuple[str, bytes]:
         digest = hashlib.blake2b((secret or "").encode(), key=self._pepper, digest_size=32)
         return public_key, digest.digest()
+
+    def _fresh(self, key: tuple[str, bytes]) -> tuple[Principal | None, float] | None:
+        """The cached answer for ``key`` and when it expires, unless it has expired."""
+        hit = self._cache.get(key)
+        return hit if hit is not None and hit[1] >= time.monotonic() else None
 
     def cached(self, header: str | None, *, refresh: bool = True) -> Principal | None:
         """The principal if these credentials were verified recently; raises if known-bad.
@@ -89,18 +117,11 @@ class Authenticator:
         """
         public_key, secret = parse_authorization(header)
         key = self._cache_key(public_key, secret)
-        hit = self._cache.get(key)
+        hit = self._fresh(key)
         if hit is None:
             return None
-        principal, expires = hit
-        now = time.monotonic()
-        if expires < now:
-            return None
-        if principal is None:
-            raise Unauthorized(
-                "Invalid credentials. Confirm that you've configured the correct host."
-            )
-        if refresh and expires - now < REFRESH_AHEAD_S:
+        principal = _accepted(hit[0])
+        if refresh and hit[1] - time.monotonic() < self._refresh_ahead_s:
             with self._lock:
                 if key not in self._refreshing:
                     self._refreshing.add(key)
@@ -119,13 +140,9 @@ class Authenticator:
                 flight = self._flights[key] = threading.Event()
         if not leader:
             flight.wait(_FLIGHT_WAIT_S)
-            hit = self._cache.get(key)
-            if hit is not None and hit[1] >= time.monotonic():
-                if hit[0] is None:
-                    raise Unauthorized(
-                        "Invalid credentials. Confirm that you've configured the correct host."
-                    )
-                return hit[0]
+            hit = self._fresh(key)
+            if hit is not None:
+                return _accepted(hit[0])
             return self._verify(key, public_key, secret)  # the check failed (e.g. database)
         try:
             return self._verify(key, public_key, secret)
@@ -147,16 +164,13 @@ class Authenticator:
             verify_secret(secret, DUMMY_HASH)  # same cost as a hit: no key enumeration by timing
         elif verify_secret(secret, row["secret_hash"]):
             principal = Principal(row["project_id"], row["org_id"], public_key, "project")
-        ttl = POSITIVE_TTL_S if principal else NEGATIVE_TTL_S
+        ttl = self._positive_ttl_s if principal else NEGATIVE_TTL_S
         with self._lock:
+            self.checks += 1
             if len(self._cache) >= MAX_CACHE:
                 self._cache.clear()
             self._cache[key] = (principal, time.monotonic() + ttl)
-        if principal is None:
-            raise Unauthorized(
-                "Invalid credentials. Confirm that you've configured the correct host."
-            )
-        return principal
+        return _accepted(principal)
 
     def forget(self) -> None:
         with self._lock:
