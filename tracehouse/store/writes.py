@@ -85,8 +85,9 @@ _KEYED_COLUMNS = {kind: _field_columns(kind) for kind in _UNKEYED}
 def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) -> str | None:
     """The single-key form of ``keys`` for a row written from ``values`` (None: not possible).
 
-    ``values`` are a record's values after finalising; a value counts as held if the row
-    stores it non-null (the provided usage and cost of an observation only when non-empty).
+    ``values`` are a record's values after finalising. Decoding (``_stored_keys``) gives every
+    field the row holds (``_held_fields``) the one key, so the form is written only when those
+    fields are exactly the keyed ones.
     """
     columns = _KEYED_COLUMNS.get(kind)
     if columns is None or not keys:
@@ -95,16 +96,7 @@ def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) ->
     key = all_keys[0]
     if all_keys.count(key) != len(all_keys):  # C-level; usually one and the same tuple
         return None
-    # The fields the row will hold, as set operations (this runs for every row written).
-    held = {field for field, value in values.items() if value is not None}
-    held &= columns
-    for field in _OBS_PROVIDED:
-        if field in held and not values[field]:
-            held.discard(field)  # stored as NULL
-    metadata = values.get("metadata")
-    if "metadata" in held and isinstance(metadata, dict):
-        held.update([f"metadata.{sub}" for sub in metadata])
-    if keys.keys() != held:
+    if keys.keys() != _held_fields(values, columns):
         return None
     anchor = values.get(_ANCHOR[kind])
     if (
@@ -127,16 +119,23 @@ def _stored_keys(kind: str, stored: Any, fields: dict[str, Any]) -> dict[str, Me
     else:
         strength, ts, rank = stored.split("|")
         key = (int(strength), ts, int(rank))
-    columns = _KEYED_COLUMNS[kind]
-    keys: dict[str, MergeKey] = {}
-    for field, value in fields.items():
-        if field not in columns:
-            continue
-        keys[field] = key
-        if field == "metadata" and isinstance(value, dict):
-            for sub in value:
-                keys[f"metadata.{sub}"] = key
-    return keys
+    return dict.fromkeys(_held_fields(fields, _KEYED_COLUMNS[kind]), key)
+
+
+def _held_fields(values: dict[str, Any], columns: frozenset[str]) -> set[str]:
+    """The merge fields a row written from ``values`` holds (what a single key applies to):
+    its non-null ``columns`` (the provided usage and cost of an observation only when
+    non-empty, as empty ones are stored as NULL), and the top-level keys of an object
+    ``metadata``. Set operations: this runs for every row written."""
+    held = {field for field, value in values.items() if value is not None}
+    held &= columns
+    for field in _OBS_PROVIDED:
+        if field in held and not values[field]:
+            held.discard(field)
+    metadata = values.get("metadata")
+    if "metadata" in held and isinstance(metadata, dict):
+        held.update([f"metadata.{sub}" for sub in metadata])
+    return held
 
 
 def _load(
