@@ -319,7 +319,7 @@ def _scope_metadata(span: SpanView) -> dict[str, Any]:
     }
 
 
-def _with_json_metadata_decoded(span: SpanView) -> SpanView:
+def _with_json_metadata_decoded(span: SpanView, keys: _KeySet) -> SpanView:
     """The span with its JSON-encoded metadata values decoded, when its producer encodes them.
 
     The exporter's headers say so (``json_metadata``, also covering third-party spans that got
@@ -333,7 +333,7 @@ def _with_json_metadata_decoded(span: SpanView) -> SpanView:
     own_span = span.scope_name == langfuse.SCOPE_PREFIX and language in ("nodejs", "python")
     if not (span.json_metadata or own_span):
         return span
-    encoded = key_set(span.attributes).json_metadata
+    encoded = keys.json_metadata
     if not encoded:
         return span
     attrs = dict(span.attributes)
@@ -362,9 +362,9 @@ def _with_json_metadata_decoded(span: SpanView) -> SpanView:
 
 def map_span(span: SpanView) -> MappedSpan:
     """Observation fields of a span, and the trace fields it carries (if any)."""
-    span = _with_json_metadata_decoded(span)
+    keys = key_set(span.attributes)  # decoding values below keeps the names
+    span = _with_json_metadata_decoded(span, keys)
     attrs = span.attributes
-    keys = key_set(attrs)
     obs_type = observation_type(span)
     name = observation_name(span)
     inp, out = observation_io(span)
