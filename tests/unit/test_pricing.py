@@ -253,6 +253,54 @@ def test_tiers_are_tried_in_priority_order_with_all_conditions() -> None:
     assert large.tier.name == "Large Context (>272K)"  # type: ignore[union-attr]
 
 
+def test_usage_conditions_answer_the_same_when_they_remember_their_keys() -> None:
+    model = project_model(
+        {
+            "modelName": "tiered",
+            "matchPattern": "(?i)^tiered$",
+            "pricingTiers": [
+                {**GOOD_TIERS[0], "prices": {"input": 1e-6, "input_cached": 1e-7}},
+                {
+                    **GOOD_TIERS[1],
+                    "conditions": [
+                        {
+                            "usageDetailPattern": "^input",
+                            "operator": "gt",
+                            "value": 1000,
+                            "caseSensitive": True,
+                        }
+                    ],
+                    "prices": {"input": 2e-6, "input_cached": 2e-7},
+                },
+            ],
+        }
+    )
+    (condition,) = model.tiers[1].conditions
+    cases = [
+        ({"input": 600, "input_cached": 600, "output": 5000}, "Large"),  # 1,200 on the input side
+        ({"input": 600, "output": 5000}, "Standard"),
+        ({"input_cached": 1001}, "Large"),
+        ({"output": 1001, "INPUT": 5000}, "Standard"),  # a case-sensitive pattern
+    ]
+    for _ in range(2):  # the second round answers from what the condition remembers
+        for usage, tier in cases:
+            priced = price_observation({"model": "tiered", "usage_details": usage}, model)
+            assert priced.tier is not None and priced.tier.name == tier, usage
+    # The keys the condition remembers are clients' own: bounded, and still right past the bound.
+    for i in range(3000):
+        assert condition.holds({f"input_{i}": 1001}) and not condition.holds({f"x_{i}": 1001})
+    assert len(condition.found) <= 1024
+
+
+def test_fractional_usage_is_priced_through_its_shortest_text() -> None:
+    priced = price("gpt-4o", usage_details={"input": 0.1, "output": 3})
+    assert priced.cost["input"] == 2.5e-7  # Decimal("0.1") x Decimal("2.5E-6"), exactly
+    assert priced.cost["output"] == 3e-5
+    assert priced.cost["total"] == 3.025e-5
+    (tier,) = [t for t in registry().match("p", "gpt-4o").tiers if t.name == "Standard"]
+    assert {k: float(v) for k, v in tier.decimal_prices.items()} == tier.prices
+
+
 def test_provided_cost_wins_over_prices() -> None:
     priced = price(
         "gpt-4o", usage_details={"input": 1000, "output": 1000}, cost_details={"input": 0.5}

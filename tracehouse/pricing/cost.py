@@ -88,10 +88,12 @@ def price_observation(values: dict[str, Any], model: ModelDefinition | None) -> 
         return Priced(usage, cost, model.id)
     tier = choose_tier(model, usage, values.get("model_parameters"), values.get("metadata"))
     computed: dict[str, Decimal] = {}
+    prices = tier.decimal_prices
     for key, units in usage.items():
-        price = tier.prices.get(key)
+        price = prices.get(key)
         if price is not None:
-            computed[key] = Decimal(str(units)) * Decimal(str(price))
+            # An int's decimal is its text's; a float goes through its shortest text.
+            computed[key] = (Decimal(units) if type(units) is int else Decimal(str(units))) * price
     if computed and "total" not in tier.prices:
         computed["total"] = sum(computed.values(), Decimal(0))
     return Priced(usage, {k: float(v) for k, v in computed.items()}, model.id, tier)

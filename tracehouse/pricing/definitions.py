@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from tracehouse.errors import InvalidInput
@@ -23,6 +24,9 @@ TOKENIZERS = ("openai", "claude")
 MAX_PATTERN_LENGTH = 1000
 
 
+_FOUND_MAX = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class UsageCondition:
     """Sum of the usage values whose keys the pattern finds, compared with ``value``."""
@@ -32,9 +36,21 @@ class UsageCondition:
     value: float
     case_sensitive: bool
     compiled: re.Pattern[str] = field(compare=False, repr=False)
+    # Whether the pattern finds each usage key seen: keys repeat (input, output, total, ...),
+    # so each is searched once. Keys are clients' own: bounded, cleared when full.
+    found: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def holds(self, usage: dict[str, float]) -> bool:
-        total = sum(v for k, v in usage.items() if self.compiled.search(k))
+        found = self.found
+        total: float = 0
+        for key, value in usage.items():
+            hit = found.get(key)
+            if hit is None:
+                if len(found) >= _FOUND_MAX:
+                    found.clear()
+                hit = found[key] = self.compiled.search(key) is not None
+            if hit:
+                total += value
         return _compare(total, self.operator, self.value)
 
     def wire(self) -> dict[str, Any]:
@@ -101,6 +117,13 @@ class PricingTier:
     priority: int
     conditions: tuple[Condition, ...]
     prices: dict[str, float] = field(hash=False)
+    # The prices as exact decimals (of their shortest text), the way costs are computed.
+    decimal_prices: dict[str, Decimal] = field(
+        init=False, hash=False, compare=False, repr=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self.decimal_prices.update((k, Decimal(str(v))) for k, v in self.prices.items())
 
     def wire(self) -> dict[str, Any]:
         return {
