@@ -924,11 +924,17 @@ def disk_figures(server: Server, fig: dict[str, Any]) -> dict[str, Any] | None:
         return sum(f.stat().st_size for f in folder.iterdir() if f.name.startswith("tracehouse.db"))
 
     with_wal = store_size()
-    # The write-ahead log is reused, not shrunk, between checkpoints (tracehouse checkpoints
-    # it past 32 MiB): fold it into the database to measure what the data takes.
+    # The write-ahead log holds up to 32 MiB between the server's checkpoints: fold it into the
+    # database to measure what the data takes. A checkpoint refuses at once (busy) while the
+    # server's own is running, so try until one has copied and emptied the whole log.
     conn = sqlite3.connect(folder / "tracehouse.db", timeout=30)
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        deadline = time.monotonic() + 30
+        while True:
+            busy, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if (busy == 0 and log_frames == copied) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     finally:
         conn.close()
     size = store_size()
