@@ -213,9 +213,7 @@ class Writer:
                 # it once had, and the checkpointer, which goes by that size, would run after
                 # every commit: a third more bytes written and twice the syncs under load).
                 conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                conn.exec_driver_sql(
-                    f"PRAGMA journal_size_limit={self._checkpoint_wal_bytes // 4}"
-                )
+                conn.exec_driver_sql(f"PRAGMA journal_size_limit={self._checkpoint_wal_bytes // 4}")
             called = {}
             for step in steps:
                 if isinstance(step, PreparedBatch):
