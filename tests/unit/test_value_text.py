@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import random
+import struct
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +24,9 @@ from tracehouse.ingest.conventions._span import to_text
         (12.5, "12.5"),
         (-0.25, "-0.25"),
         (1e21, "1e+21"),
+        (1e-07, "1e-07"),
+        (float("nan"), "NaN"),
+        (float("-inf"), "-Infinity"),
         (["grüße", "日本"], '["grüße","日本"]'),  # non-ASCII kept, compact
         ([1.0, 0.5, [2.0]], "[1,0.5,[2]]"),
         ({"a": 1.0, "b": [True, None]}, '{"a":1,"b":[true,null]}'),
@@ -28,6 +34,21 @@ from tracehouse.ingest.conventions._span import to_text
 )
 def test_attribute_values_read_as_javascript_writes_them(value: object, text: str) -> None:
     assert to_text(value) == text
+
+
+def test_fractional_doubles_read_as_the_standard_library_writes_them() -> None:
+    """Floats written by ``repr`` (the fast path) give the very text ``json.dumps`` gives."""
+    rng = random.Random(7)
+    values = [rng.uniform(-1e6, 1e6) for _ in range(2000)]
+    values += [struct.unpack("<d", rng.randbytes(8))[0] for _ in range(2000)]  # any bit pattern
+    values += [5e-324, 1.7976931348623157e308, 0.1 + 0.2, 1e16 + 0.5, 123456789.123]
+    for value in values:
+        if value.is_integer() and abs(value) < 1e21:
+            continue  # written without a fraction, as above
+        assert to_text(value) == json.dumps(value), value
+        assert to_text([value, {"k": value}]) == json.dumps(
+            [value, {"k": value}], ensure_ascii=False, separators=(",", ":")
+        )
 
 
 @pytest.mark.parametrize(

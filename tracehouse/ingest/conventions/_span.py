@@ -70,12 +70,18 @@ def to_text(value: Any) -> str:
         return str(value)
     if type(value) is float:
         return _js_number(value)
-    return json.dumps(_js_numbers(value), ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT_JSON.encode(_js_numbers(value))
+
+
+# json.dumps with any option builds an encoder on every call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _js_number(value: float) -> str:
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
+    if math.isfinite(value):
+        return repr(value)  # what json.dumps writes for a finite float
     return json.dumps(value)
 
 
