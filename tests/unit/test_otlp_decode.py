@@ -973,3 +973,57 @@ def test_the_memo_of_attribute_names_stays_bounded() -> None:
         keys = conventions.key_set({f"gen_ai.prompt.{i}.content": "x", "app.k": 1})
         assert keys.unmapped == ("app.k",)
         assert len(conventions._KEY_SETS) <= conventions._KEY_SETS_MAX
+
+
+@pytest.mark.parametrize(
+    ("attrs", "parameters", "usage"),
+    [
+        (
+            {
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.request.temperature": 0.2,
+                "gen_ai.request.max_tokens": 256,
+                "gen_ai.usage.input_tokens": 812,
+                "gen_ai.usage.output_tokens": 153,
+                "gen_ai.usage.cost": 0.01,
+                "gen_ai.usage.flag": True,
+                "gen_ai.usage.note": "text",
+            },
+            {"temperature": 0.2, "max_tokens": 256},
+            {"input": 812, "output": 153},
+        ),
+        (
+            {
+                "llm.invocation_parameters.top_p": 0.9,
+                "llm.token_count.prompt": 10,
+                "llm.token_count.completion": 4,
+                "llm.token_count.total": 14,
+                "other": 1,
+            },
+            {"top_p": 0.9},
+            {"input": 10, "output": 4, "total": 14},
+        ),
+        (
+            {"gen_ai.request.stop": ["a", "b"], "gen_ai.usage.input_tokens": 3},
+            {"stop": '["a","b"]'},
+            {"input": 3},
+        ),
+        ({"unrelated": "x"}, None, None),
+    ],
+)
+def test_parameters_and_usage_from_remembered_attribute_names_match_a_fresh_scan(
+    attrs: dict[str, Any], parameters: dict[str, Any] | None, usage: dict[str, int] | None
+) -> None:
+    """map_span hands the span's remembered attribute names (its key set) to the model
+    parameter and usage mappers; without them they scan the names themselves."""
+    from tracehouse.ingest.conventions import key_set
+    from tracehouse.ingest.conventions._model import model_parameters, usage_details
+    from tracehouse.ingest.conventions._span import SpanView
+
+    span = SpanView(
+        "chat", datetime(2026, 1, 1, tzinfo=UTC), attrs, {}, "openai", "1", {}, [], 0, "", True
+    )
+    names = key_set(attrs)
+    for _ in range(2):  # the second round reads what the key set remembered
+        assert model_parameters(span, names) == model_parameters(span) == parameters
+        assert usage_details(span, names) == usage_details(span) == usage

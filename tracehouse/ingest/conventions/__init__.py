@@ -33,6 +33,7 @@ from ._span import (
     json_object,
     json_value,
     parse_time,
+    stripped_names,
     to_text,
     truthy,
 )
@@ -190,12 +191,13 @@ class _KeySet:
     names: spans of one instrumentation repeat the same names in the same order, so most spans
     find theirs in ``_KEY_SETS`` instead of testing every name against every prefix again."""
 
-    __slots__ = ("names", "prefixed", "unmapped", "json_metadata", "updates_trace")
+    __slots__ = ("names", "prefixed", "stripped_by", "unmapped", "json_metadata", "updates_trace")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         # per prefix tuple: (attribute name, metadata key) of the names it covers, in order
         self.prefixed: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self.stripped_by: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         self.unmapped = tuple(
             n for n in names if n not in CONSUMED_KEYS and not n.startswith(CONSUMED_PREFIXES)
         )
@@ -205,6 +207,12 @@ class _KeySet:
         self.updates_trace = not langfuse.TRACE_UPDATE_KEYS.isdisjoint(names) or any(
             n.startswith(langfuse.TRACE_UPDATE_PREFIX) for n in names
         )
+
+    def stripped(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        found = self.stripped_by.get(prefixes)
+        if found is None:
+            found = self.stripped_by[prefixes] = stripped_names(self.names, prefixes)
+        return found
 
     def with_prefixes(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         found = self.prefixed.get(prefixes)
@@ -401,8 +409,8 @@ def map_span(span: SpanView) -> MappedSpan:
         optional = {
             "completion_start_time": completion_start_time(span),
             "model": model_name(span),
-            "model_parameters": model_parameters(span),
-            "usage_details": usage_details(span),
+            "model_parameters": model_parameters(span, keys),
+            "usage_details": usage_details(span, keys),
             "cost_details": cost_details(span),
         }
         obs.update((k, v) for k, v in optional.items() if v is not None)

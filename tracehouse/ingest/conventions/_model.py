@@ -9,12 +9,14 @@ from tracehouse.domain.usage import as_count, cost_details_from_object, usage_de
 
 from . import genai, langfuse, openinference, openllmetry, others, vercel_ai
 from ._span import (
+    AttributeNames,
     SpanView,
     first_present,
     first_truthy,
     json_object,
     json_value,
     parse_time,
+    stripped_names,
     to_text,
     truthy,
 )
@@ -50,7 +52,7 @@ def _parameter(value: Any) -> Any:
     return to_text(value)
 
 
-def model_parameters(span: SpanView) -> dict[str, Any] | None:
+def model_parameters(span: SpanView, names: AttributeNames | None = None) -> dict[str, Any] | None:
     attrs = span.attributes
     own = (
         json_object(attrs.get(langfuse.MODEL_PARAMETERS))
@@ -77,30 +79,29 @@ def model_parameters(span: SpanView) -> dict[str, Any] | None:
         if obj is not None:
             return {k: _parameter(v) for k, v in obj.items()}
     params = {}
-    for key, value in attrs.items():
-        if not key.startswith(_PARAMETER_PREFIXES):
-            continue
-        for prefix in _PARAMETER_PREFIXES:
-            if key.startswith(prefix) and key != genai.REQUEST_MODEL:
-                params[key[len(prefix) :]] = _parameter(value)
+    for key, name in _stripped(attrs, names, _PARAMETER_PREFIXES):
+        if key != genai.REQUEST_MODEL:
+            params[name] = _parameter(attrs[key])
     return params or None
+
+
+def _stripped(
+    attrs: dict[str, Any], names: AttributeNames | None, prefixes: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """The attributes named with one of ``prefixes``, as (name, rest of the name); from the
+    span's remembered attribute names when given."""
+    return names.stripped(prefixes) if names is not None else stripped_names(attrs, prefixes)
 
 
 _PARAMETER_PREFIXES = (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX)
 
 
-def _generic_usage(attrs: dict[str, Any]) -> dict[str, Any]:
+def _generic_usage(attrs: dict[str, Any], names: AttributeNames | None) -> dict[str, Any]:
     collected: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if key == genai.COST or not key.startswith(genai.USAGE_PREFIXES):
-            continue
-        for prefix in genai.USAGE_PREFIXES:
-            if (
-                key.startswith(prefix)
-                and isinstance(value, (int, float))
-                and not isinstance(value, bool)
-            ):
-                collected[key[len(prefix) :]] = value
+    for key, name in _stripped(attrs, names, genai.USAGE_PREFIXES):
+        value = attrs[key]
+        if key != genai.COST and isinstance(value, (int, float)) and not isinstance(value, bool):
+            collected[name] = value
     if not collected:
         return {}
 
@@ -198,7 +199,7 @@ def _adk_cached_tokens(response: Any, usage: dict[str, Any]) -> None:
             usage["input"] = max(0, usage["input"] - cached)
 
 
-def usage_details(span: SpanView) -> dict[str, int] | None:
+def usage_details(span: SpanView, names: AttributeNames | None = None) -> dict[str, int] | None:
     attrs = span.attributes
     if _is_vercel_agent(attrs):
         return None
@@ -216,7 +217,10 @@ def usage_details(span: SpanView) -> dict[str, int] | None:
     if raw is None and span.scope_name == others.GENKIT_SCOPE:
         raw = _genkit_usage(attrs)
     if raw is None:
-        raw = _vercel_usage(attrs) if span.scope_name == vercel_ai.SCOPE else _generic_usage(attrs)
+        if span.scope_name == vercel_ai.SCOPE:
+            raw = _vercel_usage(attrs)
+        else:
+            raw = _generic_usage(attrs, names)
         if others.ADK_RESPONSE in attrs:
             _adk_cached_tokens(attrs[others.ADK_RESPONSE], raw)
     details = usage_details_from_object(raw)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -94,6 +94,24 @@ def _js_numbers(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _js_numbers(v) for k, v in value.items()}
     return value
+
+
+def stripped_names(names: Iterable[str], prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(name, the rest after the prefix) for every name and every one of ``prefixes`` it starts
+    with, in order."""
+    return tuple(
+        (name, name[len(prefix) :])
+        for name in names
+        if name.startswith(prefixes)
+        for prefix in prefixes
+        if name.startswith(prefix)
+    )
+
+
+class AttributeNames(Protocol):
+    """The names of a span's attributes, with what is worked out from them remembered."""
+
+    def stripped(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]: ...
 
 
 def first_truthy(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
