@@ -1027,3 +1027,39 @@ def test_parameters_and_usage_from_remembered_attribute_names_match_a_fresh_scan
     for _ in range(2):  # the second round reads what the key set remembered
         assert model_parameters(span, names) == model_parameters(span) == parameters
         assert usage_details(span, names) == usage_details(span) == usage
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"langfuse.observation.input": '{"q": 1}', "langfuse.observation.output": "a"},
+        {"gcp.vertex.agent.llm_request": "{}", "gcp.vertex.agent.tool_call_args": '{"x": 1}'},
+        {"prompt": "p", "all_messages_events": "[]"},
+        {"lk.user_transcript": "hello"},
+        {"mlflow.spanInputs": '{"a": 1}', "mlflow.spanOutputs": "b"},
+        {"traceloop.entity.input": "in", "traceloop.entity.output": "out", "input.value": "x"},
+        {"input.value": "question", "output.value": "answer", "input": "plain"},
+        {"input": "plain in", "output": "plain out"},
+        {"events": '[{"event.name": "gen_ai.choice", "message": "m"}]'},
+        {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "hi"},
+        {"gen_ai.completion.0.content": "yo", "gen_ai.request.model": "m"},
+        {"gen_ai.input.messages": "[]", "gen_ai.output.messages": "[]"},
+        {"nothing": "here"},
+    ],
+)
+def test_io_from_remembered_attribute_names_matches_a_fresh_probe(attrs: dict[str, Any]) -> None:
+    """With the span's key set, observation_io skips the probes none of whose keys the span
+    has; the answer is the one probing everything gives."""
+    from tracehouse.ingest.conventions import key_set
+    from tracehouse.ingest.conventions._io import observation_io
+    from tracehouse.ingest.conventions._span import SpanView
+
+    span = SpanView(
+        "s", datetime(2026, 1, 1, tzinfo=UTC), attrs, {}, "some.scope", "1", {}, [], 0, "", True
+    )
+    names = key_set(attrs)
+    expected = observation_io(span)
+    for _ in range(2):
+        assert observation_io(span, names) == expected
+    if attrs != {"nothing": "here"}:
+        assert expected != (None, None), attrs  # each case finds something

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -191,13 +192,22 @@ class _KeySet:
     names: spans of one instrumentation repeat the same names in the same order, so most spans
     find theirs in ``_KEY_SETS`` instead of testing every name against every prefix again."""
 
-    __slots__ = ("names", "prefixed", "stripped_by", "unmapped", "json_metadata", "updates_trace")
+    __slots__ = (
+        "names",
+        "prefixed",
+        "stripped_by",
+        "memo",
+        "unmapped",
+        "json_metadata",
+        "updates_trace",
+    )
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         # per prefix tuple: (attribute name, metadata key) of the names it covers, in order
         self.prefixed: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         self.stripped_by: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self.memo: dict[str, Any] = {}
         self.unmapped = tuple(
             n for n in names if n not in CONSUMED_KEYS and not n.startswith(CONSUMED_PREFIXES)
         )
@@ -212,6 +222,12 @@ class _KeySet:
         found = self.stripped_by.get(prefixes)
         if found is None:
             found = self.stripped_by[prefixes] = stripped_names(self.names, prefixes)
+        return found
+
+    def remembered(self, what: str, compute: Callable[[tuple[str, ...]], Any]) -> Any:
+        if what in self.memo:
+            return self.memo[what]
+        found = self.memo[what] = compute(self.names)
         return found
 
     def with_prefixes(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -375,7 +391,7 @@ def map_span(span: SpanView) -> MappedSpan:
     attrs = span.attributes
     obs_type = observation_type(span)
     name = observation_name(span)
-    inp, out = observation_io(span)
+    inp, out = observation_io(span, keys)
     env = environment(span)
     version = attrs.get(langfuse.VERSION) or span.resource.get("service.version")
     resource_metadata = _resource_metadata(span.resource)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from . import genai, langfuse, logfire, openinference, openllmetry, others, vercel_ai
-from ._span import SpanView, first_present, json_value, to_text, truthy
+from ._span import AttributeNames, SpanView, first_present, json_value, to_text, truthy
 
 MAX_UNFLATTEN_SLOTS = 10_001
 
@@ -220,14 +220,31 @@ _FLATTENED_IO = (
 _FLATTENED_IO_PREFIXES = tuple(prefix for pair in _FLATTENED_IO for prefix in pair)
 
 
-def _has_flattened_io(attrs: dict[str, Any]) -> bool:
-    """Any ``gen_ai.prompt*``-style key: one pass instead of one per prefix."""
-    return any(key.startswith(_FLATTENED_IO_PREFIXES) for key in attrs)
+_Steps = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
 
 
-def observation_io(span: SpanView) -> IO:
-    """Input and output of the observation: the first producer that has any wins."""
+def _io_plan(names: tuple[str, ...]) -> tuple[_Steps, _Steps, bool]:
+    """Of the probes below, those a span with these attribute names can answer: the simple
+    steps with any of their keys among the names, and whether any name is a flattened
+    ``gen_ai.prompt*``-style key. A step none of whose keys is there finds nothing."""
+    present = frozenset(names)
+
+    def answerable(steps: _Steps) -> _Steps:
+        return tuple(
+            s for s in steps if not (present.isdisjoint(s[0]) and present.isdisjoint(s[1]))
+        )
+
+    flattened = any(name.startswith(_FLATTENED_IO_PREFIXES) for name in names)
+    return answerable(_SIMPLE_IO_STEPS), answerable(_SIMPLE_IO_STEPS_AFTER_EVENTS), flattened
+
+
+def observation_io(span: SpanView, names: AttributeNames | None = None) -> IO:
+    """Input and output of the observation: the first producer that has any wins
+    (``names``: the span's remembered attribute names, if known)."""
     attrs = span.attributes
+    steps, steps_after_events, flattened = (
+        names.remembered("io", _io_plan) if names is not None else _io_plan(tuple(attrs))
+    )
     inp, out = json_value(attrs.get(langfuse.INPUT)), json_value(attrs.get(langfuse.OUTPUT))
     if inp is not None or out is not None:
         return inp, out
@@ -243,7 +260,7 @@ def observation_io(span: SpanView) -> IO:
     found = _event_io(span) or _semantic_kernel_io(span)
     if found is not None:
         return found
-    for in_keys, out_keys in _SIMPLE_IO_STEPS:
+    for in_keys, out_keys in steps:
         if in_keys is others.ADK_INPUT:
             inp, out = _adk_value(attrs, in_keys), _adk_value(attrs, out_keys)
         else:
@@ -253,7 +270,7 @@ def observation_io(span: SpanView) -> IO:
     found = _logfire_events_io(attrs)
     if found is not None and found != (None, None):
         return found
-    for in_keys, out_keys in _SIMPLE_IO_STEPS_AFTER_EVENTS:
+    for in_keys, out_keys in steps_after_events:
         inp, out = first_present(attrs, in_keys), first_present(attrs, out_keys)
         if inp is not None or out is not None:
             return inp, out
@@ -267,7 +284,7 @@ def observation_io(span: SpanView) -> IO:
     out = attrs.get(others.PYDANTIC_AI_TOOL_OUTPUT)
     if inp is not None or out is not None:
         return inp, out
-    for in_prefix, out_prefix in _FLATTENED_IO if _has_flattened_io(attrs) else ():
+    for in_prefix, out_prefix in _FLATTENED_IO if flattened else ():
         inp = attrs[in_prefix] if in_prefix in attrs else unflatten(attrs, in_prefix)
         out = attrs[out_prefix] if out_prefix in attrs else unflatten(attrs, out_prefix)
         if inp is not None or out is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -112,6 +112,10 @@ class AttributeNames(Protocol):
     """The names of a span's attributes, with what is worked out from them remembered."""
 
     def stripped(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]: ...
+
+    def remembered(self, what: str, compute: Callable[[tuple[str, ...]], Any]) -> Any:
+        """``compute(names)``, worked out once per span shape under the name ``what``."""
+        ...
 
 
 def first_truthy(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
