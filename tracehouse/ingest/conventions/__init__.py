@@ -231,17 +231,15 @@ class _KeySet:
         return found
 
     def with_prefixes(self, prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """``stripped`` with each name once, by the first of ``prefixes`` it starts with, and
+        without the names Vercel's metadata leaves out: (attribute name, metadata key)."""
         found = self.prefixed.get(prefixes)
         if found is None:
-            pairs = []
-            for name in self.names:
-                if not name.startswith(prefixes) or name in vercel_ai.METADATA_EXCLUDED:
-                    continue
-                for prefix in prefixes:
-                    if name.startswith(prefix):
-                        pairs.append((name, name[len(prefix) :]))
-                        break
-            found = self.prefixed[prefixes] = tuple(pairs)
+            pairs: dict[str, str] = {}
+            for name, key in self.stripped(prefixes):
+                if name not in vercel_ai.METADATA_EXCLUDED:
+                    pairs.setdefault(name, key)
+            found = self.prefixed[prefixes] = tuple(pairs.items())
         return found
 
 
