@@ -237,7 +237,7 @@ class Writer:
                 yield conn
             return
         if self._conn is None:
-            self._conn = self._engine.connect()
+            self._conn = self._connect_own()
         conn = self._conn
         try:
             yield conn
@@ -245,6 +245,19 @@ class Writer:
             if conn.invalidated:  # e.g. a disk I/O error: the next transaction connects anew
                 self._drop_connection()
             raise
+
+    def _connect_own(self) -> Connection:
+        conn = self._engine.connect()
+        if self._checkpointer is not None:
+            # No checkpoint inside a commit: the checkpointer thread does it. When a commit
+            # starts the log over, the file is cut back (else it would keep the size it once
+            # had, and the checkpointer, which goes by that size, would run after every commit:
+            # a third more bytes written and twice the syncs under load). Both are settings of
+            # the connection, so they are made once, when the writer's own connection opens.
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            conn.exec_driver_sql(f"PRAGMA journal_size_limit={self._checkpoint_wal_bytes // 4}")
+            conn.commit()  # ends the transaction SQLAlchemy began for the statements
+        return conn
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -254,13 +267,6 @@ class Writer:
 
     def _commit(self, conn: Connection, steps: list[PreparedBatch | _Job]) -> dict[int, Any]:
         with self._exclusive(), conn.begin():
-            if self._checkpointer is not None:
-                # No checkpoint inside this commit: the checkpointer thread does it. When this
-                # commit starts the log over, the file is cut back (else it would keep the size
-                # it once had, and the checkpointer, which goes by that size, would run after
-                # every commit: a third more bytes written and twice the syncs under load).
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                conn.exec_driver_sql(f"PRAGMA journal_size_limit={self._checkpoint_wal_bytes // 4}")
             called = {}
             for step in steps:
                 if isinstance(step, PreparedBatch):
