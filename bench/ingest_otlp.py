@@ -498,9 +498,15 @@ async def client_loop(
     totals: Totals,
     compress: bool,
     path: str = OTLP_PATH,
+    schedule: tuple[float, float] | None = None,
 ) -> None:
     """Posts bodies until ``plan`` says stop. ``auth`` may be empty (a server without auth);
-    ``path`` lets other benchmarks point the same loop at another OTLP endpoint."""
+    ``path`` lets other benchmarks point the same loop at another OTLP endpoint.
+
+    Without ``schedule`` each request goes out as soon as the previous one is answered (the
+    server sets the pace). With ``schedule = (first, interval)`` the client sends at fixed
+    times instead (``--rate``), and a request's latency counts from the time it was due, so a
+    reply that holds up the next request is charged to that one as well."""
     headers = {"Content-Type": "application/x-protobuf"}
     if auth:
         headers["Authorization"] = auth
@@ -509,8 +515,11 @@ async def client_loop(
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(60.0)
     n_spans = factory.spans_per_request
+    due = schedule[0] if schedule else 0.0
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
         while True:
+            if schedule:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
             start = time.perf_counter()
             if not plan.may_send(start, n_spans):
                 return
@@ -531,12 +540,17 @@ async def client_loop(
                 tally.statuses[type(exc).__name__] += 1
                 tally.errors[f"transport {type(exc).__name__}: {exc}"[:200]] += 1
                 tally.last_done = done
+                if schedule:
+                    due += schedule[1]
                 await asyncio.sleep(0.05)
                 continue
             done = time.perf_counter()
             tally.requests += 1
             tally.sent += n_spans
             tally.latencies_ms.append((done - t) * 1000)
+            if schedule:  # from when it was due: a late start is waiting too
+                tally.latencies_ms[-1] = (done - min(due, t)) * 1000
+                due += schedule[1]
             tally.statuses[str(r.status_code)] += 1
             tally.last_done = done
             if r.status_code == 200:
@@ -615,9 +629,16 @@ async def run_load(
     raw = ReadAfterWrite()
     marker = asyncio.create_task(monitor.mark_after(args.warmup))
     probe = asyncio.create_task(probe_loop(check, plan, totals, raw, args.verify_timeout))
+    schedules: list[tuple[float, float] | None] = [None] * args.clients
+    if args.rate:
+        # Requests of the whole run evenly spaced, dealt round-robin to the clients.
+        interval = args.clients * factory.spans_per_request / args.rate
+        schedules = [(t0 + i * interval / args.clients, interval) for i in range(args.clients)]
     clients = [
-        client_loop(base_url, auth, factory, plan, measured, warm, totals, args.gzip)
-        for _ in range(args.clients)
+        client_loop(
+            base_url, auth, factory, plan, measured, warm, totals, args.gzip, schedule=schedule
+        )
+        for schedule in schedules
     ]
     await asyncio.gather(*clients)
     marker.cancel()  # a run shorter than the warm-up measures from its end
@@ -790,11 +811,12 @@ def _equivalent_rows(bodies: list[bytes]) -> list[dict[str, Any]]:
 def print_header(args: argparse.Namespace, machine: dict[str, Any], loop_name: str) -> None:
     spans = args.traces_per_request * SPANS_PER_TRACE
     end = f"{args.spans:,} spans" if args.spans else f"{args.duration:g} s"
+    pace = f" at a fixed {args.rate:,.0f} spans/s" if args.rate else ""
     print("tracehouse OTLP ingestion benchmark (POST /api/public/otel/v1/traces, protobuf)")
     print_machine(machine)
     print(
         f"params  : {args.clients} clients x {args.traces_per_request} traces/request "
-        f"({spans} spans/request{', gzip' if args.gzip else ''}), {end} after "
+        f"({spans} spans/request{', gzip' if args.gzip else ''}){pace}, {end} after "
         f"{args.warmup:g} s warm-up, store: {store_label(args)}, client loop: {loop_name}"
     )
     sys.stdout.flush()
@@ -924,7 +946,7 @@ def disk_figures(server: Server, fig: dict[str, Any]) -> dict[str, Any] | None:
         return sum(f.stat().st_size for f in folder.iterdir() if f.name.startswith("tracehouse.db"))
 
     with_wal = store_size()
-    # The write-ahead log holds up to 32 MiB between the server's checkpoints: fold it into the
+    # The write-ahead log holds up to 128 MiB between the server's checkpoints: fold it into the
     # database to measure what the data takes. A checkpoint refuses at once (busy) while the
     # server's own is running, so try until one has copied and emptied the whole log.
     conn = sqlite3.connect(folder / "tracehouse.db", timeout=30)
@@ -975,6 +997,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spans", type=int, default=None, help="measured spans to send (instead of --duration)"
     )
     p.add_argument("--gzip", action="store_true", help="gzip every request body (level 1)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offered load in spans/s: requests go out at fixed times (spread over the "
+        "clients) instead of each after the last reply, and latency counts from when a request "
+        "was due; for the reply times at a given load rather than at the server's limit",
+    )
     p.add_argument("--dry-run", action="store_true", help="build one body, print its shape, exit")
     p.add_argument(
         "--workers",
@@ -1005,6 +1035,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--traces-per-request and --clients must be at least 1")
     if args.spans is not None and args.spans < 1:
         p.error("--spans must be at least 1")
+    if args.rate is not None and args.rate <= 0:
+        p.error("--rate must be positive")
     return args
 
 
@@ -1055,6 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
                             "spans": args.spans,
                             "warmup_s": args.warmup,
                             "gzip": args.gzip,
+                            "rate_spans_per_s": args.rate,
                             "store": "postgres" if args.database_url else "sqlite",
                             "external_url": args.url,
                             "client_loop": loop_name,
