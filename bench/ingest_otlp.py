@@ -547,9 +547,9 @@ async def client_loop(
             done = time.perf_counter()
             tally.requests += 1
             tally.sent += n_spans
-            tally.latencies_ms.append((done - t) * 1000)
-            if schedule:  # from when it was due: a late start is waiting too
-                tally.latencies_ms[-1] = (done - min(due, t)) * 1000
+            # With a schedule, from when the request was due: a late start is waiting too.
+            tally.latencies_ms.append((done - (min(due, t) if schedule else t)) * 1000)
+            if schedule:
                 due += schedule[1]
             tally.statuses[str(r.status_code)] += 1
             tally.last_done = done
