@@ -1,0 +1,192 @@
+"""Batches large enough for the bulk paths of the write step, on SQLite and PostgreSQL.
+
+On PostgreSQL a batch of at least ``_COPY_MIN_ROWS`` rows per table is upserted by COPY into a
+staging table and one INSERT ... SELECT ... ON CONFLICT, and stored rows are looked up one
+primary-key probe per id; smaller ones use the one-row statement. Both must store exactly what
+the one-row path stores: new rows as prepared, existing rows merged and updated, sessions kept
+as first written, and several batches in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from tests.conftest import _pg_database
+from tracehouse.config import Settings
+from tracehouse.domain.events import Event
+from tracehouse.pricing.builtin import builtin_models
+from tracehouse.pricing.registry import ModelRegistry
+from tracehouse.store.db import make_engine, migrate
+from tracehouse.store.schema import observations, sessions, traces
+from tracehouse.store.writes import _COPY_MIN_ROWS, apply_events, commit_prepared, prepare_events
+
+T0 = datetime(2026, 5, 1, 9, 30, 0, 250000, tzinfo=UTC)
+N = 3 * _COPY_MIN_ROWS  # observations per batch: well above the bulk threshold
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        settings = Settings(data_dir=tmp_path)
+        eng = make_engine(settings)
+        migrate(eng)
+        yield eng
+        eng.dispose()
+        return
+    gen = _pg_database()
+    url = next(gen)
+    try:
+        eng = make_engine(Settings(data_dir=tmp_path, database_url=url))
+        migrate(eng)
+        yield eng
+        eng.dispose()
+    finally:
+        gen.close()
+
+
+def generation(i: int, *, seconds: float = 0.0, create: bool = True, **fields: object) -> Event:
+    base: dict[str, object] = {
+        "type": "GENERATION",
+        "name": f"chat {i}",
+        "trace_id": f"{i // 4:032x}",
+        "start_time": T0 + timedelta(milliseconds=i),
+        "end_time": T0 + timedelta(milliseconds=i, seconds=2),
+        "model": "gpt-4o-mini",
+        "input": [{"role": "user", "content": f"question {i}\ttab\nline \\ back"}],
+        "usage_details": {"input": 100 + i, "output": 10},
+        "metadata": {"step": i, "tags": ["a", "b"]},
+        "environment": "production",
+        "version": "v1\ttab \\ back\nline \\N",  # COPY's text format escapes these
+    }
+    if not create:
+        base = {}
+    base.update(fields)
+    return Event(
+        "observation",
+        f"obs-{i:04d}",
+        f"ev-{i}-{seconds}-{create}",
+        T0 + timedelta(seconds=seconds),
+        create,
+        base,
+    )
+
+
+def trace(i: int, **fields: object) -> Event:
+    body: dict[str, object] = {
+        "timestamp": T0,
+        "name": f"request {i}",
+        "session_id": f"session-{i}",
+        "user_id": f"user-{i % 3}",
+        "tags": ["bulk"],
+    }
+    body.update(fields)
+    return Event("trace", f"{i:032x}", f"tr-{i}-{sorted(fields)}", T0, True, body)
+
+
+def stored(engine: Engine, project: str = "p1") -> dict[str, dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(observations).where(observations.c.project_id == project))
+        return {row.id: dict(row._mapping) for row in rows}
+
+
+def test_a_large_batch_of_new_rows_is_stored_as_prepared(engine: Engine) -> None:
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    events = [("p1", generation(i)) for i in range(N)]
+    events += [("p1", trace(t)) for t in range(N // 4)]
+    with engine.begin() as conn:
+        apply_events(conn, events, models)
+
+    rows = stored(engine)
+    assert len(rows) == N
+    row = rows["obs-0007"]
+    assert row["name"] == "chat 7"
+    assert row["trace_id"] == f"{1:032x}"
+    assert row["start_time"] == T0 + timedelta(milliseconds=7)
+    assert row["input"] == [{"role": "user", "content": "question 7\ttab\nline \\ back"}]
+    assert row["metadata"] == {"step": 7, "tags": ["a", "b"]}
+    assert row["version"] == "v1\ttab \\ back\nline \\N"
+    assert row["usage_details"] == {"input": 107, "output": 10, "total": 117}
+    assert row["internal_model_id"] is not None and row["total_cost"] > 0
+    assert row["created_at"] == row["updated_at"]
+    with engine.connect() as conn:
+        names = dict(conn.execute(select(traces.c.id, traces.c.name)).all())
+        assert len(names) == N // 4 and names[f"{3:032x}"] == "request 3"
+        assert conn.execute(select(func.count()).select_from(sessions)).scalar() == N // 4
+
+
+def test_a_large_batch_merges_into_stored_rows_and_keeps_sessions(engine: Engine) -> None:
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    with engine.begin() as conn:
+        apply_events(conn, [("p1", generation(i)) for i in range(N)], models)
+        apply_events(conn, [("p1", trace(t)) for t in range(N // 4)], models)
+    with engine.connect() as conn:
+        first_sessions = dict(conn.execute(select(sessions.c.id, sessions.c.created_at)).all())
+    before = stored(engine)
+
+    # Half the batch updates stored observations, half creates new ones; the traces are
+    # renamed, their sessions already exist.
+    later = [
+        ("p1", generation(i, seconds=5, create=False, output={"answer": i}, level="WARNING"))
+        for i in range(N // 2)
+    ]
+    later += [("p1", generation(i)) for i in range(N, N + N // 2)]
+    later += [("p1", trace(t, name=f"renamed {t}")) for t in range(N // 4)]
+    with engine.begin() as conn:
+        apply_events(conn, later, models)
+
+    rows = stored(engine)
+    assert len(rows) == N + N // 2
+    updated = rows["obs-0003"]
+    assert updated["output"] == {"answer": 3}
+    assert updated["level"] == "WARNING"
+    assert updated["name"] == "chat 3"  # kept from the create
+    assert updated["input"] == before["obs-0003"]["input"]
+    assert updated["created_at"] == before["obs-0003"]["created_at"]
+    assert updated["updated_at"] > before["obs-0003"]["updated_at"]
+    untouched = rows[f"obs-{N - 1:04d}"]
+    assert untouched == before[f"obs-{N - 1:04d}"]
+    with engine.connect() as conn:
+        names = dict(conn.execute(select(traces.c.id, traces.c.name)).all())
+        assert names[f"{5:032x}"] == "renamed 5"
+        again = dict(conn.execute(select(sessions.c.id, sessions.c.created_at)).all())
+    assert again == first_sessions  # sessions are kept as first written
+
+
+def test_several_large_batches_in_one_transaction(engine: Engine) -> None:
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    first = prepare_events([("p1", generation(i)) for i in range(N)], models, engine.dialect)
+    second = prepare_events(
+        [("p1", generation(i)) for i in range(N, 2 * N)]
+        + [("p1", generation(i, seconds=5, create=False, name="again")) for i in range(N)],
+        models,
+        engine.dialect,
+    )
+    other = prepare_events([("p2", generation(i)) for i in range(N)], models, engine.dialect)
+    with engine.begin() as conn:
+        commit_prepared(conn, first, models)
+        commit_prepared(conn, second, models)
+        commit_prepared(conn, other, models)
+
+    rows = stored(engine)
+    assert len(rows) == 2 * N
+    assert {rows[f"obs-{i:04d}"]["name"] for i in range(N)} == {"again"}
+    assert rows[f"obs-{N + 1:04d}"]["name"] == f"chat {N + 1}"
+    assert len(stored(engine, "p2")) == N  # the same ids in another project: rows of their own
+    assert stored(engine, "p2")["obs-0001"]["name"] == "chat 1"
+
+
+def test_a_failed_bulk_transaction_leaves_nothing_behind(engine: Engine) -> None:
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        apply_events(conn, [("p1", generation(i)) for i in range(N)], models)
+        raise RuntimeError("abort")
+    assert stored(engine) == {}
+    with engine.begin() as conn:  # the connection (and its staging table) is usable again
+        apply_events(conn, [("p1", generation(i)) for i in range(N)], models)
+    assert len(stored(engine)) == N
