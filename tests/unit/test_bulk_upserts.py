@@ -28,6 +28,7 @@ from tracehouse.store.writes import _COPY_MIN_ROWS, apply_events, commit_prepare
 
 T0 = datetime(2026, 5, 1, 9, 30, 0, 250000, tzinfo=UTC)
 N = 3 * _COPY_MIN_ROWS  # observations per batch: well above the bulk threshold
+TRACES = N // 2  # two observations per trace: traces and sessions take the bulk path too
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -54,7 +55,7 @@ def generation(i: int, *, seconds: float = 0.0, create: bool = True, **fields: o
     base: dict[str, object] = {
         "type": "GENERATION",
         "name": f"chat {i}",
-        "trace_id": f"{i // 4:032x}",
+        "trace_id": f"{i // 2:032x}",
         "start_time": T0 + timedelta(milliseconds=i),
         "end_time": T0 + timedelta(milliseconds=i, seconds=2),
         "model": "gpt-4o-mini",
@@ -98,7 +99,7 @@ def stored(engine: Engine, project: str = "p1") -> dict[str, dict[str, object]]:
 def test_a_large_batch_of_new_rows_is_stored_as_prepared(engine: Engine) -> None:
     models = ModelRegistry(builtin_models(), lambda p: ())
     events = [("p1", generation(i)) for i in range(N)]
-    events += [("p1", trace(t)) for t in range(N // 4)]
+    events += [("p1", trace(t)) for t in range(TRACES)]
     with engine.begin() as conn:
         apply_events(conn, events, models)
 
@@ -106,7 +107,7 @@ def test_a_large_batch_of_new_rows_is_stored_as_prepared(engine: Engine) -> None
     assert len(rows) == N
     row = rows["obs-0007"]
     assert row["name"] == "chat 7"
-    assert row["trace_id"] == f"{1:032x}"
+    assert row["trace_id"] == f"{3:032x}"
     assert row["start_time"] == T0 + timedelta(milliseconds=7)
     assert row["input"] == [{"role": "user", "content": "question 7\ttab\nline \\ back"}]
     assert row["metadata"] == {"step": 7, "tags": ["a", "b"]}
@@ -116,15 +117,18 @@ def test_a_large_batch_of_new_rows_is_stored_as_prepared(engine: Engine) -> None
     assert row["created_at"] == row["updated_at"]
     with engine.connect() as conn:
         names = dict(conn.execute(select(traces.c.id, traces.c.name)).all())
-        assert len(names) == N // 4 and names[f"{3:032x}"] == "request 3"
-        assert conn.execute(select(func.count()).select_from(sessions)).scalar() == N // 4
+        assert len(names) == TRACES and names[f"{3:032x}"] == "request 3"
+        flags = select(traces.c.public, traces.c.bookmarked, traces.c.tags, traces.c.timestamp)
+        one = conn.execute(flags.where(traces.c.id == f"{3:032x}")).one()
+        assert tuple(one) == (False, False, ["bulk"], T0)
+        assert conn.execute(select(func.count()).select_from(sessions)).scalar() == TRACES
 
 
 def test_a_large_batch_merges_into_stored_rows_and_keeps_sessions(engine: Engine) -> None:
     models = ModelRegistry(builtin_models(), lambda p: ())
     with engine.begin() as conn:
         apply_events(conn, [("p1", generation(i)) for i in range(N)], models)
-        apply_events(conn, [("p1", trace(t)) for t in range(N // 4)], models)
+        apply_events(conn, [("p1", trace(t)) for t in range(TRACES)], models)
     with engine.connect() as conn:
         first_sessions = dict(conn.execute(select(sessions.c.id, sessions.c.created_at)).all())
     before = stored(engine)
@@ -136,7 +140,7 @@ def test_a_large_batch_merges_into_stored_rows_and_keeps_sessions(engine: Engine
         for i in range(N // 2)
     ]
     later += [("p1", generation(i)) for i in range(N, N + N // 2)]
-    later += [("p1", trace(t, name=f"renamed {t}")) for t in range(N // 4)]
+    later += [("p1", trace(t, name=f"renamed {t}")) for t in range(TRACES)]
     with engine.begin() as conn:
         apply_events(conn, later, models)
 
