@@ -9,17 +9,19 @@ as first written, and several batches in one transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import _pg_database
+from tests.conftest import PG_ADMIN_URL, _pg_database
 from tracehouse.config import Settings
 from tracehouse.domain.events import Event
+from tracehouse.ingest.pipeline import Writer
 from tracehouse.pricing.builtin import builtin_models
 from tracehouse.pricing.registry import ModelRegistry
 from tracehouse.store.db import make_engine, migrate
@@ -194,3 +196,48 @@ def test_a_failed_bulk_transaction_leaves_nothing_behind(engine: Engine) -> None
     with engine.begin() as conn:  # the connection (and its staging table) is usable again
         apply_events(conn, [("p1", generation(i)) for i in range(N)], models)
     assert len(stored(engine)) == N
+
+
+@pytest.mark.postgres
+def test_a_user_without_temporary_tables_gets_every_row_stored(tmp_path: Path) -> None:
+    """A database user whose TEMPORARY privilege was revoked: the first large batch learns it
+    inside a savepoint and, like every later one, goes row by row; nothing fails."""
+    gen = _pg_database()
+    url = next(gen)
+    role = f"th_notemp_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(Settings(data_dir=tmp_path, database_url=url))
+    user_engine: Engine | None = None
+    try:
+        migrate(admin)
+        database = admin.url.database
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+            conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'))
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+            conn.execute(
+                text(
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+                )
+            )
+        user_url = admin.url.set(username=role).render_as_string(hide_password=False)
+        user_engine = make_engine(Settings(data_dir=tmp_path, database_url=user_url))
+        models = ModelRegistry(builtin_models(), lambda p: ())
+        writer = Writer(user_engine, max_queue_events=10_000, max_batch_events=5_000, models=models)
+        writer.start()
+        try:
+            first = writer.submit("p1", [generation(i) for i in range(N)])
+            first.result(timeout=60)
+            later = writer.submit("p1", [generation(i) for i in range(N, 2 * N)])
+            later.result(timeout=60)
+        finally:
+            writer.stop()
+        rows = stored(user_engine)
+        assert len(rows) == 2 * N
+        assert rows[f"obs-{N + 3:04d}"]["name"] == f"chat {N + 3}"
+    finally:
+        if user_engine is not None:
+            user_engine.dispose()
+        admin.dispose()
+        gen.close()
+        with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -25,6 +26,8 @@ from ..pricing.registry import ModelRegistry
 from .prompts import prompt_ids
 from .schema import TABLE_BY_KIND, sessions, traces
 from .types import JsonText, UtcDateTime
+
+log = logging.getLogger(__name__)
 
 EntityRef = tuple[str, str]  # (project_id, entity id)
 
@@ -485,11 +488,33 @@ def _copy_upsert_for(
     )
 
 
-def _pg_upsert_by_copy(conn: Connection, copy: _CopyUpsert, params: list[list[Any]]) -> None:
+# Databases (by URL) whose user may not create temporary tables (the TEMPORARY privilege,
+# which PostgreSQL grants to everyone unless an administrator revoked it): their batches use
+# the one-row upsert. Learnt from the first refusal, inside a savepoint, so that batch goes the
+# one-row way too and nothing fails.
+_NO_TEMP_TABLES: set[str] = set()
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _pg_upsert_by_copy(conn: Connection, copy: _CopyUpsert, params: list[list[Any]]) -> bool:
     """Upsert many rows (distinct by key) through the connection's staging table, in the
-    caller's transaction."""
+    caller's transaction; False (nothing done) when the user may not create one."""
     with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(copy.create)
+        cursor.execute("SAVEPOINT th_stage")
+        try:
+            cursor.execute(copy.create)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT th_stage")
+            log.warning(
+                "the database user may not create temporary tables; rows are upserted one "
+                "statement each, which is several times slower (%s)",
+                exc,
+            )
+            _NO_TEMP_TABLES.add(_url(conn))
+            return False
+        cursor.execute("RELEASE SAVEPOINT th_stage")
         with cursor.copy(copy.copy) as stream:
             if copy.types is not None:
                 stream.set_types(list(copy.types))
@@ -497,6 +522,11 @@ def _pg_upsert_by_copy(conn: Connection, copy: _CopyUpsert, params: list[list[An
                 stream.write_row(row)
         cursor.execute(copy.merge)
         cursor.execute(copy.clear)
+    return True
+
+
+def _url(conn: Connection) -> str:
+    return conn.engine.url.render_as_string(hide_password=True)
 
 
 def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -553,8 +583,12 @@ def _upsert(
 def _upsert_params(conn: Connection, upsert: _UpsertSql, params: list[list[Any]]) -> None:
     if not params:
         return
-    if upsert.copy is not None and len(params) >= _COPY_MIN_ROWS:
-        _pg_upsert_by_copy(conn, upsert.copy, params)
+    if (
+        upsert.copy is not None
+        and len(params) >= _COPY_MIN_ROWS
+        and (not _NO_TEMP_TABLES or _url(conn) not in _NO_TEMP_TABLES)
+        and _pg_upsert_by_copy(conn, upsert.copy, params)
+    ):
         return
     if not upsert.positional:
         names = upsert.names
