@@ -4,7 +4,8 @@ On PostgreSQL a batch of at least ``_COPY_MIN_ROWS`` rows per table is upserted 
 staging table and one INSERT ... SELECT ... ON CONFLICT, and stored rows are looked up one
 primary-key probe per id; smaller ones use the one-row statement. Both must store exactly what
 the one-row path stores: new rows as prepared, existing rows merged and updated, sessions kept
-as first written, and several batches in one transaction.
+as first written, and several batches in one transaction. A database user who may not create
+temporary tables gets the one-row statement for every batch, and nothing fails.
 """
 
 from __future__ import annotations
