@@ -389,22 +389,26 @@ def _upsert_sql(conn: Connection, table: Table, update: bool) -> _UpsertSql:
     return _upsert_sql_for(conn.dialect, table, update)
 
 
+def _on_conflict(stmt: Any, table: Table, update: bool) -> Any:
+    """``stmt`` (a dialect's INSERT into ``table``) with the upsert's conflict clause: a row whose
+    key exists is updated (``update``; all but its key and creation time) or kept."""
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=["project_id", "id"])
+    update_cols = {
+        c.name: stmt.excluded[c.name]
+        for c in table.columns
+        if c.name not in ("project_id", "id", "created_at")
+    }
+    return stmt.on_conflict_do_update(index_elements=["project_id", "id"], set_=update_cols)
+
+
 def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
     """The insert of whole rows; on a conflict it updates (``update``) or keeps the row."""
     cached = _UPSERTS.get((dialect.name, table.name, update))
     if cached is not None:
         return cached
     stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
-    if update:
-        update_cols = {
-            c.name: stmt.excluded[c.name]
-            for c in table.columns
-            if c.name not in ("project_id", "id", "created_at")
-        }
-        stmt = stmt.on_conflict_do_update(index_elements=["project_id", "id"], set_=update_cols)
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["project_id", "id"])
-    compiled = stmt.compile(dialect=dialect)
+    compiled = _on_conflict(stmt, table, update).compile(dialect=dialect)
     names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
     converters = []
     for i, name in enumerate(names):
@@ -428,7 +432,7 @@ def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
 # list, so a connection that outlived a schema change never copies into a stale one. Rows must
 # be distinct by key, as they are (every caller upserts one row per entity), since one INSERT
 # may not update the same row twice.
-_COPY_MIN_ROWS = 16  # fewer rows: the one-row statement, which is one round trip instead of four
+_COPY_MIN_ROWS = 16  # fewer rows: the one-row statement, one round trip instead of six
 
 
 @dataclass(frozen=True)
@@ -463,18 +467,7 @@ def _copy_upsert_for(
     # In key order: concurrent writers whose batches share rows (a session of two traces)
     # then wait for each other's row locks in one order, never in a cycle.
     rows = select(*[stage.c[n] for n in names]).order_by(stage.c.project_id, stage.c.id)
-    stmt = postgresql.insert(table).from_select(list(names), rows)
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["project_id", "id"],
-            set_={
-                c.name: stmt.excluded[c.name]
-                for c in table.columns
-                if c.name not in ("project_id", "id", "created_at")
-            },
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["project_id", "id"])
+    stmt = _on_conflict(postgresql.insert(table).from_select(list(names), rows), table, update)
     columns = ", ".join(names)
     types = tuple(_PG_BINARY_TYPES.get(table.c[n].type.compile(dialect=dialect), "") for n in names)
     binary = all(types)
