@@ -55,6 +55,8 @@ from typing import Any
 
 import httpx
 from _common import (
+    LoadConnection,
+    LoadConnectionError,
     Plan,
     ResourceMonitor,
     Server,
@@ -514,11 +516,10 @@ async def client_loop(
         headers["Authorization"] = auth
     if compress:
         headers["Content-Encoding"] = "gzip"
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    timeout = httpx.Timeout(60.0)
+    conn = LoadConnection(base_url, headers)
     n_spans = factory.spans_per_request
     due = schedule[0] if schedule else 0.0
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    try:
         while True:
             if schedule:
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -532,15 +533,14 @@ async def client_loop(
             totals.traces_sent += len(trace_ids)
             t = time.perf_counter()
             try:
-                r = await client.post(path, content=body, headers=headers)
-                payload = r.content
-            except httpx.HTTPError as exc:
+                status, reply_headers, payload = await conn.post(path, body)
+            except LoadConnectionError as exc:
                 done = time.perf_counter()
                 tally.requests += 1
                 tally.sent += n_spans
                 tally.rejected += n_spans
-                tally.statuses[type(exc).__name__] += 1
-                tally.errors[f"transport {type(exc).__name__}: {exc}"[:200]] += 1
+                tally.statuses["transport error"] += 1
+                tally.errors[f"transport {exc}"[:200]] += 1
                 tally.last_done = done
                 if schedule:
                     due += schedule[1]
@@ -553,9 +553,9 @@ async def client_loop(
             tally.latencies_ms.append((done - (min(due, t) if schedule else t)) * 1000)
             if schedule:
                 due += schedule[1]
-            tally.statuses[str(r.status_code)] += 1
+            tally.statuses[str(status)] += 1
             tally.last_done = done
-            if r.status_code == 200:
+            if status == 200:
                 rejected = 0
                 if payload:
                     reply = ExportTraceServiceResponse.FromString(payload)
@@ -570,9 +570,11 @@ async def client_loop(
                         totals.last_reply = (done, trace_ids[-1])
             else:
                 tally.rejected += n_spans
-                tally.errors[f"HTTP {r.status_code}: {payload[:160].decode(errors='replace')}"] += 1
-                if r.status_code == 503:
-                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+                tally.errors[f"HTTP {status}: {payload[:160].decode(errors='replace')}"] += 1
+                if status in (429, 503):
+                    await asyncio.sleep(float(reply_headers.get("retry-after", "1")))
+    finally:
+        await conn.close()
 
 
 async def readable_after(
