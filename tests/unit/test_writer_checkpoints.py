@@ -8,13 +8,14 @@ batch does under load."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 
 from tracehouse.config import Settings
-from tracehouse.ingest.pipeline import Writer
+from tracehouse.ingest.pipeline import Writer, _wal_backlog_bytes
 from tracehouse.store.db import make_engine
 
 THRESHOLD = 512 * 1024
@@ -49,3 +50,83 @@ def test_checkpoints_wait_for_the_log_to_fill_again_after_it_starts_over(tmp_pat
     # Stopping leaves an empty log behind.
     assert wal.stat().st_size == 0
     engine.dispose()
+
+
+def test_the_log_starts_over_while_two_writers_commit_back_to_back(tmp_path: Path) -> None:
+    """Two writers on one file (as two ``serve`` processes: each takes the writers' lock through
+    its own open file) always have a commit ready, so a checkpoint never catches up with them
+    on its own and SQLite would never start the log over; the file grew by everything written.
+    The checkpointer finishes holding the writers' lock once the file has reached twice the
+    threshold, so the log starts over and the file stays a small fraction of what was written
+    (without that pass it was as large as everything written)."""
+    engine = make_engine(Settings(data_dir=tmp_path))
+    writers = [
+        Writer(engine, max_queue_events=1000, max_batch_events=100, checkpoint_wal_bytes=THRESHOLD)
+        for _ in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    wal = Path(str(engine.url.database) + "-wal")
+    written = 0
+    largest = 0
+    try:
+        writers[0].call(lambda conn: conn.exec_driver_sql("CREATE TABLE blobs (b BLOB)")).result()
+        while written * BLOB < 400 * THRESHOLD:  # 200 MiB
+            # Each writer always has the next commit queued behind the one it is making.
+            futures = [
+                writer.call(
+                    lambda conn: conn.execute(
+                        text("INSERT INTO blobs VALUES (:b)"), {"b": os.urandom(BLOB)}
+                    )
+                )
+                for writer in writers
+                for _ in range(4)
+            ]
+            for future in futures:
+                future.result()
+            written += len(futures)
+            largest = max(largest, wal.stat().st_size)
+        assert sum(w.log_restarts_forced for w in writers) >= 1
+        # Measured 3-8 MiB, also beside busy processes; a slow sync lets the file grow more.
+        assert largest < written * BLOB / 4, (largest, written)
+    finally:
+        for writer in writers:
+            writer.stop()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == written
+    engine.dispose()
+
+
+def test_the_backlog_is_read_from_the_wal_index(tmp_path: Path) -> None:
+    """What the log holds that no checkpoint has copied, from the ``-shm`` file: the whole log
+    after commits, nothing after a checkpoint, only the new frames once the log starts over
+    (while the file keeps its size); None for a file that is not a WAL index."""
+    db = tmp_path / "x.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (b BLOB)")
+    conn.commit()
+    shm, wal = f"{db}-shm", f"{db}-wal"
+    frame = 4096 + 24
+    for _ in range(10):
+        conn.execute("INSERT INTO t VALUES (?)", (os.urandom(20_000),))
+        conn.commit()
+    frames = (os.path.getsize(wal) - 32) // frame  # the file: a 32-byte header, then frames
+    assert frames > 50
+    assert _wal_backlog_bytes(shm) == frames * frame
+    busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, logged, copied) == (0, frames, frames)
+    assert _wal_backlog_bytes(shm) == 0
+    conn.execute("INSERT INTO t VALUES (?)", (os.urandom(20_000),))  # starts the log over
+    conn.commit()
+    backlog = _wal_backlog_bytes(shm)
+    assert backlog is not None and 0 < backlog < 10 * frame
+    assert os.path.getsize(wal) == 32 + frames * frame
+    conn.close()
+
+    assert _wal_backlog_bytes(str(tmp_path / "missing-shm")) is None
+    other = tmp_path / "other-shm"
+    other.write_bytes(b"\x01" * 200)
+    assert _wal_backlog_bytes(str(other)) is None
