@@ -56,9 +56,9 @@ def test_the_log_starts_over_while_two_writers_commit_back_to_back(tmp_path: Pat
     """Two writers on one file (as two ``serve`` processes: each takes the writers' lock through
     its own open file) always have a commit ready, so a checkpoint never catches up with them
     on its own and SQLite would never start the log over; the file grew by everything written.
-    The checkpointer finishes holding the writers' lock once the file has reached twice the
-    threshold, so the log starts over and the file stays a small fraction of what was written
-    (without that pass it was as large as everything written)."""
+    Each checkpoint copies the frames of the commits made meanwhile holding the writers' lock,
+    so the log starts over and the file stays a small fraction of what was written (without
+    that pass it was as large as everything written)."""
     engine = make_engine(Settings(data_dir=tmp_path))
     writers = [
         Writer(engine, max_queue_events=1000, max_batch_events=100, checkpoint_wal_bytes=THRESHOLD)
@@ -86,7 +86,7 @@ def test_the_log_starts_over_while_two_writers_commit_back_to_back(tmp_path: Pat
                 future.result()
             written += len(futures)
             largest = max(largest, wal.stat().st_size)
-        assert sum(w.log_restarts_forced for w in writers) >= 1
+        assert sum(w.checkpoints_finished_locked for w in writers) >= 1
         # Measured 3-8 MiB, also beside busy processes; a slow sync lets the file grow more.
         assert largest < written * BLOB / 4, (largest, written)
     finally:
