@@ -96,9 +96,8 @@ class Writer:
         self._checkpoint_wake = threading.Event()
         self._stopping = threading.Event()
         self.checkpoints = 0
-        self.checkpoints_finished_locked = (
-            0  # rounds that copied their last frames holding the lock
-        )
+        # Checkpoint rounds that copied their last frames holding the writers' lock.
+        self.checkpoints_finished_locked = 0
 
     @property
     def pending_events(self) -> int:
