@@ -587,7 +587,14 @@ class LoadConnection:
         """Status, headers (lower-case names) and body of the reply."""
         try:
             return await asyncio.wait_for(self._exchange(path, body), self.timeout_s)
-        except (OSError, EOFError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+        except (
+            OSError,
+            EOFError,
+            TimeoutError,
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ) as exc:
             await self.close()
             raise LoadConnectionError(f"{type(exc).__name__}: {exc}") from exc
         except LoadConnectionError:
