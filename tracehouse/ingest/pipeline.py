@@ -105,8 +105,7 @@ class Writer:
 
     def start(self) -> None:
         if self._sqlite_file is not None and fcntl is not None:
-            lock_path = self._sqlite_file + ".writer-lock"
-            self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = self._open_lock_file()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
         self._thread.start()
@@ -307,7 +306,7 @@ class Writer:
         shm = self._sqlite_file + "-shm"
         lock_fd = None
         if self._lock_fd is not None:  # its own open file: flock excludes this process's writer
-            lock_fd = os.open(self._sqlite_file + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lock_fd = self._open_lock_file()
         try:
             while True:
                 self._checkpoint_wake.wait(_CHECKPOINT_POLL_S)
@@ -347,6 +346,12 @@ class Writer:
                 finally:
                     fcntl.flock(lock_fd, fcntl.LOCK_UN)
                 self.checkpoints_finished_locked += 1
+
+    def _open_lock_file(self) -> int:
+        """A new open file of the writers' lock beside the SQLite database (``flock`` locks
+        belong to the open file, so each one excludes the others, also within a process)."""
+        assert self._sqlite_file is not None
+        return os.open(self._sqlite_file + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
