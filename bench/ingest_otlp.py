@@ -773,6 +773,7 @@ def raw_limits(factory: BodyFactory, seconds: float, rows: int) -> dict[str, Any
         "protobuf_decode_spans_per_s": round(decode_rate),
         "sqlite_insert_rows_per_s": round(inserted / elapsed),
         "sqlite_insert_rows": inserted,
+        "sqlite_insert_capped": inserted < target,  # stopped at RAW_INSERT_MAX_S
         "sqlite_insert_first_s": seconds,
         "sqlite_insert_first_s_rows_per_s": round(early if early else inserted / elapsed),
         "row_bytes": round(sum(len(str(v)) for v in values[0])),
@@ -893,9 +894,14 @@ def print_figures(fig: dict[str, Any]) -> None:
             f"  protobuf decode     {limit['protobuf_decode_spans_per_s']:,} spans/s  "
             f"-> ingest is {rate / limit['protobuf_decode_spans_per_s']:.1%} of it"
         )
+        count = (
+            f"stopped after {RAW_INSERT_MAX_S:g} s, short of the run's count"
+            if limit["sqlite_insert_capped"]
+            else "the run's count"
+        )
         print(
             f"  SQLite insert       {limit['sqlite_insert_rows_per_s']:,} rows/s over "
-            f"{limit['sqlite_insert_rows']:,} rows, the run's count "
+            f"{limit['sqlite_insert_rows']:,} rows, {count} "
             f"(~{limit['row_bytes']:,} B/row)  -> ingest is "
             f"{rate / limit['sqlite_insert_rows_per_s']:.1%} of it"
         )
