@@ -14,11 +14,12 @@ hold the lock only to look up stored rows and write.
 
 On SQLite, commits only append to the write-ahead log; a checkpointer thread copies the log
 into the database file (and syncs it) in the background whenever it holds more than
-``CHECKPOINT_WAL_BYTES`` not yet copied, so that work never delays a commit. SQLite writes a log
-from its start again once it has all been copied, but does not shrink the file; the writer has it
-cut back to a quarter of that size then. Under a load that keeps some writer in a transaction
-at all times (two processes taking turns), the log would never start over: see
-``Writer._checkpoint_loop`` for how the checkpointer makes it.
+``CHECKPOINT_WAL_BYTES`` not yet copied, so that work never delays a commit; one process at a
+time does it for a shared file. SQLite writes a log from its start again once it has all been
+copied, over the blocks the file already has (the file is cut back only when it grew past twice
+that size). Under a load that keeps some writer in a transaction at all times (two processes
+taking turns), the log would never start over: see ``Writer._checkpoint_loop`` for how the
+checkpointer makes it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ _STOP = object()
 # up to 128 MiB more disk for the log, and a crashed process's successor reads that much once
 # when it opens the database.
 CHECKPOINT_WAL_BYTES = 128 * 2**20
+# When the log starts over, SQLite cuts the file back to this size if it is larger. Cutting it
+# back to a quarter of the threshold cost the commit that started the log over 35-50 ms (the
+# file system freeing the blocks, under the writers' lock, once per round), and the log then
+# grew the file again block by block: keeping the file stored 2-19 % more spans/s in eight
+# interleaved pairs (bench/README.md). So only a file that grew past twice the threshold (a long
+# read kept the log from starting over) is cut back.
+_WAL_FILE_KEPT_BYTES_PER_THRESHOLD = 2
 _CHECKPOINT_POLL_S = 1.0
 
 
@@ -260,12 +268,12 @@ class Writer:
         conn = self._engine.connect()
         if self._checkpointer is not None:
             # No checkpoint inside a commit: the checkpointer thread does it. When a commit
-            # starts the log over, the file is cut back (else it would keep the size it once
-            # had, and the checkpointer, which goes by that size, would run after every commit:
-            # a third more bytes written and twice the syncs under load). Both are settings of
-            # the connection, so they are made once, when the writer's own connection opens.
+            # starts the log over, a file that grew far past the threshold is cut back (see
+            # _WAL_FILE_KEPT_BYTES_PER_THRESHOLD). Both are settings of the connection, so they
+            # are made once, when the writer's own connection opens.
+            kept = self._checkpoint_wal_bytes * _WAL_FILE_KEPT_BYTES_PER_THRESHOLD
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-            conn.exec_driver_sql(f"PRAGMA journal_size_limit={self._checkpoint_wal_bytes // 4}")
+            conn.exec_driver_sql(f"PRAGMA journal_size_limit={kept}")
             conn.commit()  # ends the transaction SQLAlchemy began for the statements
         return conn
 
@@ -304,16 +312,19 @@ class Writer:
         assert self._sqlite_file is not None
         wal = self._sqlite_file + "-wal"
         shm = self._sqlite_file + "-shm"
-        lock_fd = None
+        lock_fd = turn_fd = None
         if self._lock_fd is not None:  # its own open file: flock excludes this process's writer
             lock_fd = self._open_lock_file()
+            turn_fd = self._open_lock_file(".checkpoint-lock")
         try:
             while True:
                 self._checkpoint_wake.wait(_CHECKPOINT_POLL_S)
                 self._checkpoint_wake.clear()
                 stopping = self._stopping.is_set()
                 try:
-                    self._checkpoint_round(wal, shm, lock_fd, stopping)
+                    with self._checkpoint_turn(turn_fd, stopping) as mine:
+                        if mine:
+                            self._checkpoint_round(wal, shm, lock_fd, stopping)
                 except FileNotFoundError:
                     pass
                 except Exception:
@@ -321,8 +332,33 @@ class Writer:
                 if stopping:
                     return
         finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
+            for fd in (lock_fd, turn_fd):
+                if fd is not None:
+                    os.close(fd)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _checkpoint_turn(turn_fd: int | None, stopping: bool) -> Iterator[bool]:
+        """Whether this process's checkpointer has the turn: one at a time per database file.
+
+        Every serve process has a checkpointer, and each sees the same backlog. Without turns,
+        the second to look found the log busy with the first one's checkpoint, and then waited
+        for the writers' lock and held it for a pass that copied nothing: commits stalled for
+        up to 100 ms once per round. So a process whose turn is taken skips the round (at stop
+        it waits, for its last checkpoint).
+        """
+        if turn_fd is None or fcntl is None:
+            yield True
+            return
+        try:
+            fcntl.flock(turn_fd, fcntl.LOCK_EX | (0 if stopping else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(turn_fd, fcntl.LOCK_UN)
 
     def _checkpoint_round(self, wal: str, shm: str, lock_fd: int | None, stopping: bool) -> None:
         # What the log holds that no checkpoint has copied: from the WAL index, since the file
@@ -347,11 +383,12 @@ class Writer:
                     fcntl.flock(lock_fd, fcntl.LOCK_UN)
                 self.checkpoints_finished_locked += 1
 
-    def _open_lock_file(self) -> int:
-        """A new open file of the writers' lock beside the SQLite database (``flock`` locks
-        belong to the open file, so each one excludes the others, also within a process)."""
+    def _open_lock_file(self, suffix: str = ".writer-lock") -> int:
+        """A new open file of a lock beside the SQLite database: the writers' by default
+        (``flock`` locks belong to the open file, so each one excludes the others, also within
+        a process)."""
         assert self._sqlite_file is not None
-        return os.open(self._sqlite_file + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        return os.open(self._sqlite_file + suffix, os.O_RDWR | os.O_CREAT, 0o600)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
