@@ -61,7 +61,7 @@ CHECKPOINT_WAL_BYTES = 128 * 2**20
 # When the log starts over, SQLite cuts the file back to this size if it is larger. Cutting it
 # back to a quarter of the threshold cost the commit that started the log over 35-50 ms (the
 # file system freeing the blocks, under the writers' lock, once per round), and the log then
-# grew the file again block by block: keeping the file stored 2-19 % more spans/s in eight
+# grew the file again block by block: keeping the file stored 2-33 % more spans/s in nine
 # interleaved pairs (bench/README.md). So only a file that grew past twice the threshold (a long
 # read kept the log from starting over) is cut back.
 _WAL_FILE_KEPT_BYTES_PER_THRESHOLD = 2
