@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from tracehouse.config import Settings
-from tracehouse.ingest.pipeline import Writer, _wal_backlog_bytes
+from tracehouse.ingest.pipeline import CHECKPOINT_TURN_SUFFIX, Writer, _wal_backlog_bytes
 from tracehouse.store.db import make_engine
 
 THRESHOLD = 512 * 1024
@@ -156,7 +156,7 @@ def test_one_process_at_a_time_checkpoints_a_shared_file(tmp_path: Path) -> None
         engine, max_queue_events=1000, max_batch_events=100, checkpoint_wal_bytes=THRESHOLD
     )
     writer.start()
-    other = os.open(str(engine.url.database) + ".checkpoint-lock", os.O_RDWR | os.O_CREAT)
+    other = os.open(str(engine.url.database) + CHECKPOINT_TURN_SUFFIX, os.O_RDWR | os.O_CREAT)
     try:
         writer.call(lambda conn: conn.exec_driver_sql("CREATE TABLE blobs (b BLOB)")).result()
         fcntl.flock(other, fcntl.LOCK_EX)  # another process is checkpointing

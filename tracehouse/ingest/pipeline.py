@@ -66,6 +66,10 @@ CHECKPOINT_WAL_BYTES = 128 * 2**20
 # read kept the log from starting over) is cut back.
 _WAL_FILE_KEPT_BYTES_PER_THRESHOLD = 2
 _CHECKPOINT_POLL_S = 1.0
+# Lock files beside a SQLite database: the writers' (one commits at a time) and the
+# checkpointers' turn (one checkpoints at a time).
+WRITER_LOCK_SUFFIX = ".writer-lock"
+CHECKPOINT_TURN_SUFFIX = ".checkpoint-lock"
 
 
 @dataclass
@@ -315,7 +319,7 @@ class Writer:
         lock_fd = turn_fd = None
         if self._lock_fd is not None:  # its own open file: flock excludes this process's writer
             lock_fd = self._open_lock_file()
-            turn_fd = self._open_lock_file(".checkpoint-lock")
+            turn_fd = self._open_lock_file(CHECKPOINT_TURN_SUFFIX)
         try:
             while True:
                 self._checkpoint_wake.wait(_CHECKPOINT_POLL_S)
@@ -362,7 +366,9 @@ class Writer:
 
     def _checkpoint_round(self, wal: str, shm: str, lock_fd: int | None, stopping: bool) -> None:
         # What the log holds that no checkpoint has copied: from the WAL index, since the file
-        # keeps its size while the log does not start over (the file's size is the fallback).
+        # keeps its size when the log starts over. The file's size is the fallback when the index
+        # cannot be read (a header caught between its two copies, or another format): it can
+        # only overstate the backlog, so a round may copy early but never falls behind.
         backlog = _wal_backlog_bytes(shm)
         if backlog is None:
             backlog = os.path.getsize(wal)
@@ -383,7 +389,7 @@ class Writer:
                     fcntl.flock(lock_fd, fcntl.LOCK_UN)
                 self.checkpoints_finished_locked += 1
 
-    def _open_lock_file(self, suffix: str = ".writer-lock") -> int:
+    def _open_lock_file(self, suffix: str = WRITER_LOCK_SUFFIX) -> int:
         """A new open file of a lock beside the SQLite database: the writers' by default
         (``flock`` locks belong to the open file, so each one excludes the others, also within
         a process)."""
