@@ -1,0 +1,119 @@
+"""The writer while another process holds the writers' lock of a shared SQLite file.
+
+Requests that queue up while it waits join the transaction it is about to make (up to a batch),
+instead of waiting for the next one; and the checkpointer's early sync works through a
+descriptor the process already has, so no POSIX lock on the database file is ever dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from tests.unit.test_bulk_upserts import generation
+from tracehouse.config import Settings
+from tracehouse.ingest.pipeline import WRITER_LOCK_SUFFIX, Writer, _sync_open_file
+from tracehouse.store.db import make_engine, migrate
+from tracehouse.store.schema import observations
+
+# Enough events that preparing them takes a while (tens of milliseconds at the least), so the
+# requests sent just after them arrive while the writer is still at it.
+BIG = 3000
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = make_engine(Settings(data_dir=tmp_path))
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def other_process_lock(engine: Engine) -> Iterator[int]:
+    """The writers' lock file opened as another process opens it (its own open file)."""
+    fd = os.open(str(engine.url.database) + WRITER_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o600)
+    yield fd
+    os.close(fd)
+
+
+def _stored(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(observations)).scalar_one())
+
+
+def _requests_while_locked(
+    engine: Engine, lock_fd: int, max_batch_events: int
+) -> tuple[Writer, int]:
+    """A large request, three small ones sent while the writer prepares it, all while another
+    process holds the lock; then the lock is released. The writer (stopped) and its commits."""
+    writer = Writer(engine, max_queue_events=100_000, max_batch_events=max_batch_events)
+    writer.start()
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # another process is committing
+        first = writer.submit("p1", [generation(i) for i in range(BIG)])
+        time.sleep(0.02)  # the writer has taken the large request and prepares it
+        later = [writer.submit("p1", [generation(i)]) for i in range(BIG, BIG + 3)]
+        time.sleep(0.5)
+        assert writer.commits == 0  # nothing committed while the lock is taken
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        for future in [first, *later]:
+            future.result(timeout=30)
+        return writer, writer.commits
+    finally:
+        writer.stop()
+
+
+def test_requests_queued_while_another_process_commits_join_the_waiting_transaction(
+    engine: Engine, other_process_lock: int
+) -> None:
+    # Before, the writer waited for the lock with what it had prepared, and the three small
+    # requests made a second transaction after it.
+    _, commits = _requests_while_locked(engine, other_process_lock, max_batch_events=50_000)
+    assert commits == 1
+    assert _stored(engine) == BIG + 3
+
+
+def test_what_joins_a_waiting_transaction_stays_within_a_batch(
+    engine: Engine, other_process_lock: int
+) -> None:
+    # Room for one more event: the first small request joins, the other two come after.
+    _, commits = _requests_while_locked(engine, other_process_lock, max_batch_events=BIG + 1)
+    assert commits == 2
+    assert _stored(engine) == BIG + 3
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the early sync needs /proc")
+def test_the_early_sync_keeps_the_posix_locks_of_the_process(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, which
+    is how SQLite locks a database; so the sync goes through a descriptor already open."""
+    path = tmp_path / "db"
+    path.write_bytes(b"x" * 4096)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 100)  # as SQLite locks a byte
+        before = sorted(os.listdir("/proc/self/fd"))
+        _sync_open_file(str(path))
+        _sync_open_file(str(tmp_path / "not-open"))  # no such file: nothing to do
+        assert sorted(os.listdir("/proc/self/fd")) == before
+        probe = (
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n"
+            "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 100)\n"
+            "except OSError:\n"
+            "    sys.exit(3)\n"
+        )
+        taken = subprocess.run([sys.executable, "-c", probe, str(path)], check=False)
+        assert taken.returncode == 3  # the lock is still this process's
+    finally:
+        os.close(fd)
