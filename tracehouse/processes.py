@@ -3,8 +3,9 @@
 uvicorn's own ``workers=`` shares one listening socket between the processes, and whichever
 process wakes first accepts: under load a few busy keep-alive connections pile up on one
 process while the other idles. Here every process binds the port itself with ``SO_REUSEPORT``,
-so the kernel spreads new connections across them evenly (Linux, BSD, macOS). Where the option
-does not exist, uvicorn's shared-socket workers are used instead.
+so the kernel spreads new connections across them (Linux, BSD, macOS) by a hash of their
+addresses, and the processes even out what the hash left uneven (``ConnectionSpread``). Where
+the option does not exist, uvicorn's shared-socket workers are used instead.
 
 The parent only supervises: it starts the processes, restarts one that dies unexpectedly, and on
 SIGTERM/SIGINT passes the signal on and waits until every process has drained and exited. If
@@ -83,14 +84,86 @@ def keep_to_one_cpu() -> None:
         log.warning("could not keep the process to CPU %s: %s", cpu, exc)
 
 
-def _serve_one(config_kwargs: dict[str, Any], parent_pid: int) -> None:
+class ConnectionSpread:
+    """Keeps the keep-alive connections of the API processes near an even split.
+
+    ``SO_REUSEPORT`` picks a process for each new connection by a hash of its addresses, so a
+    few long-lived connections can split unevenly (11 and 5 of the bench's 16 is common) and
+    leave one process with more than its core can serve while the other idles. Each process
+    publishes how many connections it has in a shared array; one that has more than its even
+    share answers a request with ``Connection: close``, and the client's next connection is
+    placed anew. HTTP/1.1 clients (the SDKs, OpenTelemetry exporters, proxies) reconnect
+    without an error.
+    """
+
+    def __init__(self, connections: set[Any], counts: Any, slot: int) -> None:
+        self._connections = connections  # uvicorn's set of this process's open connections
+        self._counts = counts
+        self._slot = slot
+        self._closing = 0  # replies sent with Connection: close whose connection is still open
+
+    def should_close(self) -> bool:
+        mine = len(self._connections)
+        counts = self._counts
+        counts[self._slot] = mine
+        total = sum(counts)
+        share = -(-total // len(counts))  # ceiling: an odd total leaves one process one more
+        if mine - self._closing <= share:
+            return False
+        self._closing += 1
+        return True
+
+    def closed(self) -> None:
+        self._closing -= 1
+
+
+_SPREAD: ConnectionSpread | None = None
+
+
+def spread_app_from_environment() -> Any:
+    """The app of one ``serve --workers N`` process, answering with ``Connection: close`` where
+    that evens out the processes' connections (see ``ConnectionSpread``)."""
+    from .app import app_from_environment
+
+    app = app_from_environment()
+    spread = _SPREAD
+    if spread is None:
+        return app
+
+    async def spread_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not spread.should_close():
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await app(scope, receive, send_closing)
+        finally:
+            spread.closed()
+
+    return spread_app
+
+
+def _serve_one(
+    config_kwargs: dict[str, Any], parent_pid: int, counts: Any = None, slot: int = 0
+) -> None:
     """One API process: its own socket on the shared port, the app from the environment."""
     import uvicorn
 
+    global _SPREAD
     _exit_with_parent(parent_pid)
 
-    config = uvicorn.Config("tracehouse.app:app_from_environment", factory=True, **config_kwargs)
+    config = uvicorn.Config(
+        "tracehouse.processes:spread_app_from_environment", factory=True, **config_kwargs
+    )
     server = uvicorn.Server(config)
+    if counts is not None:
+        _SPREAD = ConnectionSpread(server.server_state.connections, counts, slot)
     sock = _bind(config.host, config.port)
     server.run(sockets=[sock])
 
@@ -102,9 +175,11 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
     probe = _bind(config_kwargs["host"], config_kwargs["port"])
     stopping = False
 
-    def start() -> BaseProcess:
+    counts = context.RawArray("i", workers)  # each process's open connections
+
+    def start(slot: int) -> BaseProcess:
         process = context.Process(
-            target=_serve_one, args=(config_kwargs, os.getpid()), daemon=False
+            target=_serve_one, args=(config_kwargs, os.getpid(), counts, slot), daemon=False
         )
         process.start()
         return process
@@ -117,7 +192,7 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
-    processes = [start() for _ in range(workers)]
+    processes = [start(slot) for slot in range(workers)]
     probe.close()  # the processes hold the port now
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -131,7 +206,8 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
                         process.exitcode,
                     )
                     time.sleep(_RESTART_PAUSE_S)
-                    processes[i] = start()
+                    counts[i] = 0
+                    processes[i] = start(i)
         for process in processes:
             process.join()
     finally:

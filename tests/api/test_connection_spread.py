@@ -1,0 +1,123 @@
+"""``serve --workers N`` keeps the keep-alive connections of its processes near an even split.
+
+``SO_REUSEPORT`` places each new connection by a hash of its addresses, so a few long-lived
+connections can land unevenly; a process with more than its share answers with
+``Connection: close`` and the client's next connection is placed anew.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.serving import free_port, wait_until_healthy
+from tracehouse.processes import ConnectionSpread
+
+
+def _counts(*values: int) -> Any:
+    counts = multiprocessing.get_context("spawn").RawArray("i", len(values))
+    counts[:] = list(values)
+    return counts
+
+
+def test_a_process_over_its_share_closes_down_to_it() -> None:
+    connections = set(range(11))
+    counts = _counts(0, 5)  # the other process published 5
+    spread = ConnectionSpread(connections, counts, 0)
+    # 16 in all, 8 each: three replies close their connections, then none (those three are
+    # still open until their replies are sent).
+    assert [spread.should_close() for _ in range(5)] == [True, True, True, False, False]
+    assert counts[0] == 11  # what it publishes for the others
+    for _ in range(3):
+        connections.pop()
+        spread.closed()
+    counts[1] = 8  # the clients connected again, and the hash placed them over there
+    assert not spread.should_close()
+    assert counts[0] == 8
+
+
+def test_an_even_or_nearly_even_split_is_left_alone() -> None:
+    assert not ConnectionSpread(set(range(9)), _counts(0, 8), 0).should_close()  # 17: 9 and 8
+    assert not ConnectionSpread(set(range(4)), _counts(0, 4, 5), 0).should_close()
+    # A process under its share never closes, whatever the others have.
+    assert not ConnectionSpread(set(range(2)), _counts(0, 30), 0).should_close()
+
+
+def test_the_processes_of_serve_end_up_with_even_shares(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TRACEHOUSE_DATA_DIR": str(tmp_path / "data"),
+        "TRACEHOUSE_WORKERS": "2",
+    }
+    log_path = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "tracehouse", "serve", "--port", str(port), "--workers", "2"]
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    clients = [
+        httpx.Client(base_url=url, limits=httpx.Limits(max_connections=1)) for _ in range(12)
+    ]
+    try:
+        wait_until_healthy(url, proc, log_path.read_text)
+        deadline = time.monotonic() + 60
+        serving = _listening(proc.pid, port)
+        while len(serving) < 2:  # the second process may still be starting
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+            serving = _listening(proc.pid, port)
+        shares: list[int] = []
+        for _ in range(40):  # each round, a request on each of the 12 keep-alive connections
+            for client in clients:
+                assert client.get("/api/public/health").status_code == 200
+            shares = sorted(_established(pid, port) for pid in serving)
+            if shares == [6, 6]:
+                break
+        assert shares == [6, 6]
+    finally:
+        for client in clients:
+            client.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _connections(pid: int) -> list[Any]:
+    process = psutil.Process(pid)
+    listing = getattr(process, "net_connections", None) or process.connections
+    try:
+        return list(listing(kind="tcp"))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _listening(parent: int, port: int) -> list[int]:
+    """The API processes: children of ``serve`` listening on ``port``."""
+    return [
+        child.pid
+        for child in psutil.Process(parent).children()
+        if any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in _connections(child.pid)
+        )
+    ]
+
+
+def _established(pid: int, port: int) -> int:
+    return sum(
+        c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in _connections(pid)
+    )
