@@ -88,7 +88,7 @@ class ConnectionSpread:
     """Keeps the keep-alive connections of the API processes near an even split.
 
     ``SO_REUSEPORT`` picks a process for each new connection by a hash of its addresses, so a
-    few long-lived connections can split unevenly (11 and 5 of the bench's 16 is common) and
+    few long-lived connections can split unevenly (the bench's 17 split 10/7 and 11/6) and
     leave one process with more than its core can serve while the other idles. Each process
     publishes how many connections it has in a shared array; one that has more than its even
     share answers a request with ``Connection: close``, and the client's next connection is
