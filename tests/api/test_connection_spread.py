@@ -54,11 +54,7 @@ def test_an_even_or_nearly_even_split_is_left_alone() -> None:
 
 def test_the_processes_of_serve_end_up_with_even_shares(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "TRACEHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "TRACEHOUSE_WORKERS": "2",
-    }
+    env = {**os.environ, "TRACEHOUSE_DATA_DIR": str(tmp_path / "data")}
     log_path = tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "tracehouse", "serve", "--port", str(port), "--workers", "2"]
     with log_path.open("a") as log:

@@ -51,11 +51,9 @@ def _stored(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(observations)).scalar_one())
 
 
-def _requests_while_locked(
-    engine: Engine, lock_fd: int, max_batch_events: int
-) -> tuple[Writer, int]:
+def _requests_while_locked(engine: Engine, lock_fd: int, max_batch_events: int) -> int:
     """A large request, three small ones sent while the writer prepares it, all while another
-    process holds the lock; then the lock is released. The writer (stopped) and its commits."""
+    process holds the lock; then the lock is released. The writer's transactions."""
     writer = Writer(engine, max_queue_events=100_000, max_batch_events=max_batch_events)
     writer.start()
     try:
@@ -68,7 +66,7 @@ def _requests_while_locked(
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
         for future in [first, *later]:
             future.result(timeout=30)
-        return writer, writer.commits
+        return writer.commits
     finally:
         writer.stop()
 
@@ -78,7 +76,7 @@ def test_requests_queued_while_another_process_commits_join_the_waiting_transact
 ) -> None:
     # Before, the writer waited for the lock with what it had prepared, and the three small
     # requests made a second transaction after it.
-    _, commits = _requests_while_locked(engine, other_process_lock, max_batch_events=50_000)
+    commits = _requests_while_locked(engine, other_process_lock, max_batch_events=50_000)
     assert commits == 1
     assert _stored(engine) == BIG + 3
 
@@ -87,7 +85,7 @@ def test_what_joins_a_waiting_transaction_stays_within_a_batch(
     engine: Engine, other_process_lock: int
 ) -> None:
     # Room for one more event: the first small request joins, the other two come after.
-    _, commits = _requests_while_locked(engine, other_process_lock, max_batch_events=BIG + 1)
+    commits = _requests_while_locked(engine, other_process_lock, max_batch_events=BIG + 1)
     assert commits == 2
     assert _stored(engine) == BIG + 3
 
