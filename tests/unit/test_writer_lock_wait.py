@@ -25,9 +25,10 @@ from tracehouse.ingest.pipeline import WRITER_LOCK_SUFFIX, Writer, _sync_open_fi
 from tracehouse.store.db import make_engine, migrate
 from tracehouse.store.schema import observations
 
-# Enough events that preparing them takes a while (tens of milliseconds at the least), so the
-# requests sent just after them arrive while the writer is still at it.
-BIG = 3000
+# Enough events that preparing them takes a while (about a second here), so the requests sent
+# just after them arrive while the writer is still at it, even on a loaded machine (with 3,000
+# events, 60 ms, the small requests once came too late beside the whole test suite).
+BIG = 20_000
 
 
 @pytest.fixture
@@ -51,18 +52,26 @@ def _stored(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(observations)).scalar_one())
 
 
-def _requests_while_locked(engine: Engine, lock_fd: int, max_batch_events: int) -> int:
+def _requests_while_locked(
+    engine: Engine, lock_fd: int, max_batch_events: int, left_queued: int
+) -> int:
     """A large request, three small ones sent while the writer prepares it, all while another
-    process holds the lock; then the lock is released. The writer's transactions."""
+    process holds the lock; once the writer has taken all but ``left_queued`` of the small
+    ones, the lock is released. The writer's transactions."""
     writer = Writer(engine, max_queue_events=100_000, max_batch_events=max_batch_events)
     writer.start()
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)  # another process is committing
         first = writer.submit("p1", [generation(i) for i in range(BIG)])
-        time.sleep(0.02)  # the writer has taken the large request and prepares it
+        time.sleep(0.05)  # the writer has taken the large request and prepares it
         later = [writer.submit("p1", [generation(i)]) for i in range(BIG, BIG + 3)]
         time.sleep(0.5)
         assert writer.commits == 0  # nothing committed while the lock is taken
+        # Taken from the queue means added to the waiting transaction. (The writer before this
+        # change never took them while waiting: the deadline ends the wait.)
+        deadline = time.monotonic() + 20
+        while writer._queue.qsize() > left_queued and time.monotonic() < deadline:
+            time.sleep(0.05)
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
         for future in [first, *later]:
             future.result(timeout=30)
@@ -76,7 +85,7 @@ def test_requests_queued_while_another_process_commits_join_the_waiting_transact
 ) -> None:
     # Before, the writer waited for the lock with what it had prepared, and the three small
     # requests made a second transaction after it.
-    commits = _requests_while_locked(engine, other_process_lock, max_batch_events=50_000)
+    commits = _requests_while_locked(engine, other_process_lock, 50_000, left_queued=0)
     assert commits == 1
     assert _stored(engine) == BIG + 3
 
@@ -85,7 +94,7 @@ def test_what_joins_a_waiting_transaction_stays_within_a_batch(
     engine: Engine, other_process_lock: int
 ) -> None:
     # Room for one more event: the first small request joins, the other two come after.
-    commits = _requests_while_locked(engine, other_process_lock, max_batch_events=BIG + 1)
+    commits = _requests_while_locked(engine, other_process_lock, BIG + 1, left_queued=2)
     assert commits == 2
     assert _stored(engine) == BIG + 3
 
