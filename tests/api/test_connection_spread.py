@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
 
-from tests.serving import free_port, wait_until_healthy
+from tests.api.test_crash_safety import serving
 from tracehouse.processes import ConnectionSpread
 
 
@@ -53,44 +51,30 @@ def test_an_even_or_nearly_even_split_is_left_alone() -> None:
 
 
 def test_the_processes_of_serve_end_up_with_even_shares(tmp_path: Path) -> None:
-    port = free_port()
     env = {**os.environ, "TRACEHOUSE_DATA_DIR": str(tmp_path / "data")}
     log_path = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "tracehouse", "serve", "--port", str(port), "--workers", "2"]
-    with log_path.open("a") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    clients = [
-        httpx.Client(base_url=url, limits=httpx.Limits(max_connections=1)) for _ in range(12)
-    ]
-    try:
-        wait_until_healthy(url, proc, log_path.read_text)
+    with serving(env, log_path, workers=2) as (url, proc):
+        port = int(urlsplit(url).port or 0)
         deadline = time.monotonic() + 60
-        serving = _listening(proc.pid, port)
-        while len(serving) < 2:  # the second process may still be starting
+        processes = _listening(proc.pid, port)
+        while len(processes) < 2:  # the second process may still be starting
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.1)
-            serving = _listening(proc.pid, port)
-        shares: list[int] = []
-        for _ in range(40):  # each round, a request on each of the 12 keep-alive connections
-            for client in clients:
-                assert client.get("/api/public/health").status_code == 200
-            shares = sorted(_established(pid, port) for pid in serving)
-            if shares == [6, 6]:
-                break
-        assert shares == [6, 6]
-    finally:
-        for client in clients:
-            client.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            processes = _listening(proc.pid, port)
+        limits = httpx.Limits(max_connections=1)
+        clients = [httpx.Client(base_url=url, limits=limits) for _ in range(12)]
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            shares: list[int] = []
+            for _ in range(40):  # each round, a request on each of the 12 keep-alive connections
+                for client in clients:
+                    assert client.get("/api/public/health").status_code == 200
+                shares = sorted(_established(pid, port) for pid in processes)
+                if shares == [6, 6]:
+                    break
+            assert shares == [6, 6]
+        finally:
+            for client in clients:
+                client.close()
 
 
 def _connections(pid: int) -> list[Any]:

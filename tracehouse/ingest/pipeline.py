@@ -414,8 +414,7 @@ class Writer:
                 # only once a pass reaches the end of the log, which the locked pass below
                 # does. Synced here, before the lock, that pass syncs only what it copies
                 # itself (a third less time under the writers' lock, bench/README.md).
-                _sync_open_file(wal.removesuffix("-wal"))
-                _sync_open_file(wal)
+                _sync_open_files(wal.removesuffix("-wal"), wal)
                 fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 try:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
@@ -497,29 +496,37 @@ def _wal_backlog_bytes(shm_path: str) -> int | None:
     return max(0, max_frame - backfilled) * (page_size + _WAL_FRAME_HEADER)
 
 
-def _sync_open_file(path: str) -> None:
-    """``fdatasync`` the file ``path`` through a descriptor this process already has open on it
-    (Linux: ``/proc/self/fd``); nothing where there is none or no such listing.
+def _sync_open_files(*paths: str) -> None:
+    """``fdatasync`` each of the files ``paths`` through a descriptor this process already has
+    open on it (Linux: ``/proc/self/fd``, listed once); nothing for a file with none, nor where
+    there is no such listing.
 
-    Only ever an early sync: SQLite still makes every sync its safety needs. The descriptor is
-    not opened here because closing any descriptor of a database file drops all the POSIX
-    locks this process holds on it, SQLite's included.
+    Only ever an early sync: SQLite still makes every sync its safety needs. No descriptor is
+    opened here because closing any descriptor of a database file drops all the POSIX locks
+    this process holds on it, SQLite's included.
     """
+    wanted = set()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found = os.stat(path)
+            wanted.add((found.st_dev, found.st_ino))
     try:
-        wanted = os.stat(path)
         names = os.listdir("/proc/self/fd")
     except OSError:
         return
     for name in names:
+        if not wanted:
+            return
         try:
             fd = int(name)
             found = os.fstat(fd)
         except (OSError, ValueError):
             continue
-        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+        key = (found.st_dev, found.st_ino)
+        if key in wanted:
+            wanted.discard(key)
             with contextlib.suppress(OSError):
                 os.fdatasync(fd)  # a sync reaches the file, whichever descriptor it goes by
-            return
 
 
 def _sqlite_file(engine: Engine) -> str | None:
