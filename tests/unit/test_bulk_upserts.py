@@ -242,3 +242,21 @@ def test_a_user_without_temporary_tables_gets_every_row_stored(tmp_path: Path) -
         gen.close()
         with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_upsert_parameters_of_whole_and_partial_rows() -> None:
+    """A row with every column is read in one go; a row missing columns binds them as NULL
+    (session rows name only a few), and either way the values are converted alike."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from tracehouse.store.writes import _upsert_sql_for
+
+    upsert = _upsert_sql_for(sqlite_dialect.dialect(), sessions, False)
+    now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    whole = dict.fromkeys(upsert.names)
+    whole.update(project_id="p", id="s", created_at=now, environment="default")
+    partial = {"project_id": "p", "id": "s", "created_at": now, "environment": "default"}
+    params = upsert.params(whole)
+    assert params == upsert.params(partial)
+    assert params[upsert.names.index("created_at")] == "2026-01-02 03:04:05.000006"
+    assert all(params[i] is None for i, name in enumerate(upsert.names) if name not in partial)

@@ -316,6 +316,38 @@ def test_genai_flattened_prompt_and_completion_attributes() -> None:
     assert attributes["traceloop.span.kind"] == "task"
 
 
+def test_generic_usage_aliases_first_in_order_wins_whatever_the_attribute_order() -> None:
+    """Of one canonical count's aliases the first in the rule's order wins, in whatever order
+    the attributes come; every alias leaves the details, other counts stay (``details.``
+    stripped), and a name sent under both prefixes keeps its last value."""
+    s = span(
+        "llm",
+        attrs={
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 50,  # second alias of input: loses to prompt_tokens
+            "gen_ai.usage.prompt_tokens": 40,
+            "gen_ai.usage.details.cache_read_tokens": 7,  # fourth alias of cache read
+            "gen_ai.usage.cache_read_input_tokens": 5,  # second: wins
+            "gen_ai.usage.output_tokens": 9,
+            "llm.token_count.completion_details.reasoning": 2,
+            "gen_ai.usage.total_tokens": 49,
+            "gen_ai.usage.details.web_search": 1,
+            "gen_ai.usage.tool_tokens": 3,
+            "llm.token_count.tool_tokens": 4,
+        },
+    )
+    obs = only(decode_request(export(s, scope="some.instrumentation")), "observation")
+    assert obs["usage_details"] == {
+        "input": 35,
+        "output": 7,
+        "total": 49,
+        "input_cached_tokens": 5,
+        "output_reasoning_tokens": 2,
+        "web_search": 1,
+        "tool_tokens": 4,
+    }
+
+
 def test_genai_input_messages_get_system_instructions_prepended() -> None:
     s = span(
         "invoke_agent",

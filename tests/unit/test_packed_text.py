@@ -104,6 +104,31 @@ def test_the_column_type_packs_on_sqlite_only():
     assert JsonText().process_bind_param(value, sqlite.dialect()) == on_pg
 
 
+def test_repeated_values_are_stored_as_the_same_bytes_and_the_memory_is_bounded():
+    """Columns whose values repeat (metadata) remember recent packed values: the bytes are
+    those of packing anew, and what is remembered stays bounded."""
+    from tracehouse.store import types
+
+    column = JsonText(packed=True, repeats=True)
+    plain = JsonText(packed=True)
+    dialect = sqlite.dialect()
+    value = {"resourceAttributes": {"service.name": "api", "host.name": "h" * 50}, "n": 1}
+    first = column.process_bind_param(value, dialect)
+    assert first == plain.process_bind_param(value, dialect)
+    assert column.process_bind_param(dict(value), dialect) is first  # taken, not packed again
+    assert column.process_result_value(first, dialect) == value
+    short = {"a": 1}
+    assert column.process_bind_param(short, dialect) == plain.process_bind_param(short, dialect)
+    large = {"text": "word " * 1_000}
+    assert column.process_bind_param(large, dialect) == plain.process_bind_param(large, dialect)
+    assert orjson.dumps(large) not in types._REPEATS  # too large to keep
+    for i in range(types._REPEATS_MAX * 3):
+        text = f"value number {i} " * 10
+        packed = column.process_bind_param({"v": text}, dialect)
+        assert column.process_result_value(packed, dialect) == {"v": text}
+        assert len(types._REPEATS) <= types._REPEATS_MAX
+
+
 def test_none_bytes_and_bools_bind_as_before():
     """The store registers pass-through sqlite3 adapters for None, bytes and bool (a speed-up):
     they still bind as NULL, BLOB and integer."""

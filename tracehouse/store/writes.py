@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import operator
 import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Select, Table, Text, bindparam, func, select, text, true
@@ -373,8 +375,19 @@ class _UpsertSql:
     converters: tuple[tuple[int, Callable[[Any], Any]], ...]
     copy: _CopyUpsert | None = None  # PostgreSQL: the same upsert for many rows at once
 
+    @cached_property
+    def pick(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The values of ``names`` from a row, as a tuple (KeyError: a column is missing)."""
+        getter = operator.itemgetter(*self.names)
+        if len(self.names) == 1:
+            return lambda row: (getter(row),)
+        return getter
+
     def params(self, row: dict[str, Any]) -> list[Any]:
-        values = list(map(row.get, self.names))
+        try:
+            values = list(self.pick(row))  # a row with every column (most rows): one C call
+        except KeyError:
+            values = list(map(row.get, self.names))  # a missing column binds NULL
         for i, convert in self.converters:
             value = values[i]
             if value is not None:

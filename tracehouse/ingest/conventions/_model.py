@@ -96,6 +96,24 @@ def _stripped(
 _PARAMETER_PREFIXES = (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX)
 
 
+# Each alias of the generic usage rule: (its canonical slot, its rank among the slot's aliases).
+_USAGE_ALIASES = {
+    alias: (slot, rank)
+    for slot, aliases in enumerate(
+        (
+            genai.USAGE_INPUT,
+            genai.USAGE_OUTPUT,
+            genai.USAGE_TOTAL,
+            genai.USAGE_CACHE_READ,
+            genai.USAGE_CACHE_WRITE,
+            genai.USAGE_REASONING,
+            genai.USAGE_AUDIO,
+        )
+    )
+    for rank, alias in enumerate(aliases)
+}
+
+
 def _generic_usage(attrs: dict[str, Any], names: AttributeNames | None) -> dict[str, Any]:
     collected: dict[str, Any] = {}
     for key, name in _stripped(attrs, names, genai.USAGE_PREFIXES):
@@ -104,19 +122,17 @@ def _generic_usage(attrs: dict[str, Any], names: AttributeNames | None) -> dict[
             collected[name] = value
     if not collected:
         return {}
-
-    def take(aliases: tuple[str, ...]) -> Any:
-        found = None
-        for alias in aliases:
-            value = collected.pop(alias, None)
-            if found is None and value is not None:
-                found = value
-        return found
-
+    # Every alias leaves ``collected``; of a slot's aliases, the first in order wins. (Looked
+    # up from the few collected names, not the other way round: this runs for every generation.)
+    slots: list[Any] = [None] * 7
+    ranks = [len(_USAGE_ALIASES)] * 7
+    for name in [name for name in collected if name in _USAGE_ALIASES]:
+        slot, rank = _USAGE_ALIASES[name]
+        value = collected.pop(name)
+        if rank < ranks[slot]:
+            slots[slot], ranks[slot] = value, rank
+    inp, out, total, cache_read, cache_write, reasoning, audio = slots
     result: dict[str, Any] = {}
-    inp, out, total = take(genai.USAGE_INPUT), take(genai.USAGE_OUTPUT), take(genai.USAGE_TOTAL)
-    cache_read, cache_write = take(genai.USAGE_CACHE_READ), take(genai.USAGE_CACHE_WRITE)
-    reasoning, audio = take(genai.USAGE_REASONING), take(genai.USAGE_AUDIO)
     if inp is not None:
         result["input"] = max(0, inp - (cache_read or 0) - (cache_write or 0))
     if out is not None:
