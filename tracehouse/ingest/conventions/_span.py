@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -149,7 +150,14 @@ def json_value(value: Any) -> Any:
     except orjson.JSONDecodeError:
         pass
     # orjson refuses some JSON the standard library takes (numbers beyond a double, escaped
-    # lone surrogates): the standard library decides.
+    # lone surrogates): the standard library decides. Not for text that starts like a literal
+    # (orjson takes every literal it would) or like a number without being one (a version
+    # such as "1.38.0": common, and the standard library's failure costs an exception).
+    text = value.strip(_JSON_SPACE)
+    if text[:1] in _LITERAL_STARTS or (
+        text[:1] in _NUMBER_STARTS and _JSON_NUMBER.fullmatch(text) is None
+    ):
+        return value
     try:
         return loads_strict(value)
     except ValueError:
@@ -159,6 +167,9 @@ def json_value(value: Any) -> Any:
 _JSON_SPACE = " \t\n\r"
 # The first character of JSON text: an object, array, string, number, true, false or null.
 _JSON_STARTS = frozenset('{["-0123456789tfn')
+_LITERAL_STARTS = frozenset("tfn")
+_NUMBER_STARTS = frozenset("-0123456789")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_time(value: Any) -> datetime | None:
