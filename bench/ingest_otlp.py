@@ -692,6 +692,11 @@ async def run_load(
         },
         "server_rss_mib": rss,
         "cpu_s": cpu,
+        # The cost of a span rather than a rate (runs at different loads compare): server CPU
+        # over the measured window per span accepted in it (a span's work is done within ~1 s).
+        "server_cpu_us_per_span": round(1e6 * cpu["server"] / measured.accepted, 1)
+        if cpu["server"] is not None and measured.accepted
+        else None,
         "data_check": {
             "traces_sent": totals.traces_sent,
             "traces_accepted": expected,
@@ -858,6 +863,11 @@ def print_figures(fig: dict[str, Any]) -> None:
     print(f"({fig['traces_per_s']:,.1f} /s)")
     print(f"  spans rejected      {fig['spans_rejected']:,}")
     print_latency_and_resources(fig)
+    if fig.get("server_cpu_us_per_span") is not None:
+        print(
+            f"  server CPU per span {fig['server_cpu_us_per_span']:,.1f} µs "
+            "(server CPU in the window / spans accepted in it)"
+        )
     print(
         f"  read-after-write ms last reply {fmt(raw['last_reply'])}; under load median "
         f"{fmt(raw['under_load_median'])}, max {fmt(raw['under_load_max'])} "
