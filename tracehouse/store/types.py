@@ -149,11 +149,16 @@ def unpack_text(value: str | bytes | None) -> str | None:
     return value
 
 
+def _pack_json(raw: bytes) -> str | bytes:
+    """JSON bytes as stored in a packed column: format 3 when large enough and it pays, else
+    the text (the size rule counts the UTF-8 bytes rather than characters)."""
+    return (len(raw) >= PACK_MIN_CHARS and _packed(raw)) or raw.decode()
+
+
 def _dump_packed(value: Any) -> str | bytes:
     """``pack_text(dump_json(value))`` without the round trip through ``str``: the JSON bytes
-    are compressed as they come (the size rule counts them, UTF-8, rather than characters)."""
-    raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    return (len(raw) >= PACK_MIN_CHARS and _packed(raw)) or raw.decode()
+    are compressed as they come."""
+    return _pack_json(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
 
 # Metadata values repeat: most of a span's metadata is its resource's and its scope's attributes,
@@ -169,13 +174,13 @@ _REPEATS_MAX_BYTES = 2_048
 def _dump_packed_repeated(value: Any) -> str | bytes:
     """``_dump_packed`` for columns whose values often repeat (see ``_REPEATS``)."""
     raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    if len(raw) < PACK_MIN_CHARS or len(raw) > _REPEATS_MAX_BYTES:
-        return (len(raw) >= PACK_MIN_CHARS and _packed(raw)) or raw.decode()
+    if not PACK_MIN_CHARS <= len(raw) <= _REPEATS_MAX_BYTES:
+        return _pack_json(raw)
     out = _REPEATS.get(raw)
     if out is None:
         if len(_REPEATS) >= _REPEATS_MAX:
             _REPEATS.clear()
-        out = _REPEATS[raw] = _packed(raw) or raw.decode()
+        out = _REPEATS[raw] = _pack_json(raw)
     return out
 
 

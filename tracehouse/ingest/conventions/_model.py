@@ -96,20 +96,20 @@ def _stripped(
 _PARAMETER_PREFIXES = (genai.REQUEST_PREFIX, openinference.INVOCATION_PARAMETERS_PREFIX)
 
 
-# Each alias of the generic usage rule: (its canonical slot, its rank among the slot's aliases).
+# The canonical counts of the generic usage rule (in the order _generic_usage unpacks them),
+# and each alias: (its count's slot, its rank among that count's aliases).
+_USAGE_SLOTS = (
+    genai.USAGE_INPUT,
+    genai.USAGE_OUTPUT,
+    genai.USAGE_TOTAL,
+    genai.USAGE_CACHE_READ,
+    genai.USAGE_CACHE_WRITE,
+    genai.USAGE_REASONING,
+    genai.USAGE_AUDIO,
+)
 _USAGE_ALIASES = {
     alias: (slot, rank)
-    for slot, aliases in enumerate(
-        (
-            genai.USAGE_INPUT,
-            genai.USAGE_OUTPUT,
-            genai.USAGE_TOTAL,
-            genai.USAGE_CACHE_READ,
-            genai.USAGE_CACHE_WRITE,
-            genai.USAGE_REASONING,
-            genai.USAGE_AUDIO,
-        )
-    )
+    for slot, aliases in enumerate(_USAGE_SLOTS)
     for rank, alias in enumerate(aliases)
 }
 
@@ -124,8 +124,8 @@ def _generic_usage(attrs: dict[str, Any], names: AttributeNames | None) -> dict[
         return {}
     # Every alias leaves ``collected``; of a slot's aliases, the first in order wins. (Looked
     # up from the few collected names, not the other way round: this runs for every generation.)
-    slots: list[Any] = [None] * 7
-    ranks = [len(_USAGE_ALIASES)] * 7
+    slots: list[Any] = [None] * len(_USAGE_SLOTS)
+    ranks = [len(_USAGE_ALIASES)] * len(_USAGE_SLOTS)
     for name in [name for name in collected if name in _USAGE_ALIASES]:
         slot, rank = _USAGE_ALIASES[name]
         value = collected.pop(name)
