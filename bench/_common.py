@@ -513,7 +513,32 @@ def machine_facts() -> dict[str, Any]:
         "python": f"{platform.python_version()} ({platform.python_implementation()})",
         "platform": platform.platform(),
         "tracehouse": version,
+        "hot_path": hot_path_build(),
     }
+
+
+def hot_path_build() -> str | None:
+    """How the server this bench starts runs its ingestion hot path: compiled or pure Python.
+
+    Asked of the repository the bench belongs to, as the server imports it (not of whatever
+    ``tracehouse`` this process would import). None when it cannot say (an older checkout).
+    """
+    code = "from tracehouse.compiled import build_kind; print(build_kind())"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
 
 
 def print_machine(machine: dict[str, Any]) -> None:
@@ -521,6 +546,10 @@ def print_machine(machine: dict[str, Any]) -> None:
         f"machine : {machine['cores']} cores ({machine['cores_usable']} usable), "
         f"{machine['ram_gib']} GiB RAM, load {fmt(machine['load_avg_1m'], '.2f')} (1 min), "
         f"Python {machine['python']}, {machine['platform']}"
+    )
+    print(
+        f"build   : tracehouse {machine['tracehouse'] or '?'}, "
+        f"hot path {machine['hot_path'] or 'unknown'} (see tracehouse/compiled.py)"
     )
 
 

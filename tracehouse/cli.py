@@ -72,6 +72,7 @@ def serve(host: str | None, port: int | None, workers: int | None, log_level: st
         f"store: {_store_name(settings)}"
         + (f", {settings.workers} processes" if settings.workers > 1 else "")
         + (f", ingest log: Redis Stream {settings.stream_name!r}" if settings.redis_url else "")
+        + f", hot path: {_hot_path()}"
     )
     # uvicorn stops gracefully on SIGTERM (in-flight requests answered, then the lifespan drains
     # the writer) and then re-raises the signal; exit 0 then instead of dying by SIGTERM.
@@ -154,12 +155,27 @@ def worker(name: str | None, log_level: str) -> None:
     signal.signal(signal.SIGINT, _stop)
     click.echo(
         f"tracehouse {__version__} worker — stream {settings.stream_name!r} → "
-        f"{_store_name(settings)}"
+        f"{_store_name(settings)}, hot path: {_hot_path()}"
     )
     from .heap import settle
 
     settle()  # the worker's own process: see tracehouse.heap
     run_worker(settings, stop, name=name)
+
+
+def _hot_path() -> str:
+    """How the ingestion hot path runs (see tracehouse.compiled); warns of stale builds."""
+    from .compiled import build_kind, stale_modules
+
+    stale = stale_modules()
+    if stale:
+        click.echo(
+            "warning: these compiled modules are older than their source, whose edits they "
+            f"do not have: {', '.join(stale)}. Build again (TRACEHOUSE_COMPILE=1 pip install "
+            "-e .) or delete their .so files.",
+            err=True,
+        )
+    return build_kind()
 
 
 def _store_name(settings: Settings) -> str:

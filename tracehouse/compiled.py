@@ -1,0 +1,96 @@
+"""Which modules of the ingestion hot path are compiled, and whether the compiled ones are current.
+
+``setup.py`` compiles ``HOT_MODULES`` with Cython when it builds a wheel and a C compiler is at
+hand (see "Compiled hot path" in the README); otherwise, and in editable installs, they run as
+the Python source they are. Compiled or not, they behave the same: Cython compiles the same
+source with Python semantics (annotations are not enforced as C types).
+
+This module is read by ``setup.py`` before the package can be imported: it imports only the
+standard library, at the top level.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
+
+# Decoding OTLP spans, mapping their attributes, merging events, pricing and encoding rows: the
+# CPU of an ingested span, apart from SQLite's own work (bench/README.md).
+HOT_MODULES = (
+    "tracehouse.ingest.otlp",
+    "tracehouse.ingest.conventions",
+    "tracehouse.ingest.conventions._io",
+    "tracehouse.ingest.conventions._model",
+    "tracehouse.ingest.conventions._span",
+    "tracehouse.ingest.conventions.genai",
+    "tracehouse.ingest.conventions.langfuse",
+    "tracehouse.ingest.conventions.logfire",
+    "tracehouse.ingest.conventions.openinference",
+    "tracehouse.ingest.conventions.openllmetry",
+    "tracehouse.ingest.conventions.others",
+    "tracehouse.ingest.conventions.vercel_ai",
+    "tracehouse.domain.events",
+    "tracehouse.domain.merge",
+    "tracehouse.domain.records",
+    "tracehouse.domain.usage",
+    "tracehouse.pricing.cost",
+    "tracehouse.pricing.registry",
+    "tracehouse.store.types",
+    "tracehouse.store.writes",
+)
+
+# A source file written this long after its compiled module was built is an edit the compiled
+# module does not have (an installer writes both within seconds).
+_STALE_AFTER_S = 60.0
+
+
+def source_path(module: str) -> str:
+    """The path of a hot module's Python source, relative to the project root."""
+    is_package = module == "tracehouse.ingest.conventions"
+    return module.replace(".", "/") + ("/__init__.py" if is_package else ".py")
+
+
+def compiled_modules() -> dict[str, bool]:
+    """Each hot module (imported) -> whether it runs compiled."""
+    out = {}
+    for name in HOT_MODULES:
+        path = getattr(importlib.import_module(name), "__file__", None) or ""
+        out[name] = path.endswith(tuple(EXTENSION_SUFFIXES))
+    return out
+
+
+def build_kind() -> str:
+    """``"compiled"``, ``"pure Python"`` or ``"partly compiled (n of m modules)"``."""
+    flags = compiled_modules().values()
+    done = sum(flags)
+    if done == len(flags):
+        return "compiled"
+    if done == 0:
+        return "pure Python"
+    return f"partly compiled ({done} of {len(flags)} modules)"
+
+
+def stale_modules() -> list[str]:
+    """Compiled hot modules whose Python source was changed after they were built.
+
+    Python imports the compiled module before the source beside it, so such an edit has no
+    effect until the module is built again (or its compiled file deleted).
+    """
+    stale = []
+    for name, compiled in compiled_modules().items():
+        if not compiled:
+            continue
+        binary = importlib.import_module(name).__file__ or ""
+        source = os.path.join(os.path.dirname(binary), os.path.basename(source_path(name)))
+        if is_stale(binary, source):
+            stale.append(name)
+    return stale
+
+
+def is_stale(binary: str, source: str) -> bool:
+    """Whether ``source`` was written well after ``binary`` (False when either is missing)."""
+    try:
+        return os.path.getmtime(source) > os.path.getmtime(binary) + _STALE_AFTER_S
+    except OSError:
+        return False  # an install without the sources
