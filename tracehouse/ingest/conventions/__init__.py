@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -28,6 +27,7 @@ from ._model import (
     usage_details,
 )
 from ._span import (
+    MappedSpan,
     SpanView,
     first_truthy,
     has_value,
@@ -42,12 +42,6 @@ from ._span import (
 __all__ = ["MappedSpan", "SpanView", "map_span"]
 
 STATUS_CODE_ERROR = 2
-
-
-@dataclass(slots=True)
-class MappedSpan:
-    observation: dict[str, Any]  # observation fields (ids and times are set by the decoder)
-    trace: dict[str, Any] | None  # trace fields, or None when the span does not touch its trace
 
 
 # --------------------------------------------------------------------------------------------
