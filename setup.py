@@ -12,6 +12,7 @@ place; fail if it cannot) or ``0`` (never compile).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import sys
@@ -35,7 +36,8 @@ class OptionalCythonBuild(build_ext):
     def run(self) -> None:
         editable = bool(getattr(self, "editable_mode", False) or self.inplace)
         if MODE == "0" or (MODE == "auto" and editable):
-            return  # pure Python
+            self._pure_python()
+            return
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
         try:
@@ -60,7 +62,21 @@ class OptionalCythonBuild(build_ext):
                 f"tracehouse: the hot path stays pure Python (compiling failed: {exc})",
                 file=sys.stderr,
             )
-            self.extensions = []
+            self._pure_python()
+
+    def _pure_python(self) -> None:
+        """Build nothing, and remove what an earlier build left where it would be imported.
+
+        Python imports a compiled module before the source beside it: one left in place (an
+        editable install compiled before) or in the build folder (which goes into the wheel)
+        would run instead of the current source.
+        """
+        for ext in self.extensions:
+            for inplace in (False, True):
+                self.inplace = inplace
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.get_ext_fullpath(ext.name))
+        self.extensions = []
 
 
 def _extension(module: str) -> Extension:
