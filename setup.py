@@ -71,11 +71,12 @@ class OptionalCythonBuild(build_ext):
         editable install compiled before) or in the build folder (which goes into the wheel)
         would run instead of the current source.
         """
+        inplace = self.inplace
         for ext in self.extensions:
-            for inplace in (False, True):
-                self.inplace = inplace
+            for self.inplace in (False, True):  # the build folder's path, then the source's
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.get_ext_fullpath(ext.name))
+        self.inplace = inplace
         self.extensions = []
 
 
