@@ -39,6 +39,7 @@ HOT_MODULES = (
     "tracehouse.pricing.registry",
     "tracehouse.store.types",
     "tracehouse.store.writes",
+    "tracehouse.memo",
 )
 
 # The folder that holds the ``tracehouse`` package.

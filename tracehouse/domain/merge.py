@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from tracehouse.memo import BoundedMemo
+
 from .events import Event
 
 MergeKey = tuple[int, str, int]
@@ -84,21 +86,18 @@ def time_text(ts: datetime) -> str:
     remembered (a bounded memo: cleared when full).
     """
     if ts.tzinfo is UTC:
-        text = _UTC_TEXTS.get(ts)
-        if text is not None:
-            return text
+        return _UTC_TEXTS[ts]
+    return _time_text(ts)
+
+
+def _time_text(ts: datetime) -> str:
     if ts.year < 1000:
         return ts.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    text = ts.isoformat(timespec="microseconds")[:26]
-    if ts.tzinfo is UTC:
-        if len(_UTC_TEXTS) >= _UTC_TEXTS_MAX:
-            _UTC_TEXTS.clear()
-        _UTC_TEXTS[ts] = text
-    return text
+    return ts.isoformat(timespec="microseconds")[:26]
 
 
-_UTC_TEXTS: dict[datetime, str] = {}
 _UTC_TEXTS_MAX = 65_536
+_UTC_TEXTS: BoundedMemo[datetime, str] = BoundedMemo(_time_text, _UTC_TEXTS_MAX)
 
 
 def deep_merge(older: Any, newer: Any) -> Any:

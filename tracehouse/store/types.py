@@ -15,6 +15,8 @@ from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from tracehouse.memo import BoundedMemo
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in, timezone-aware UTC datetimes out, on SQLite and PostgreSQL."""
@@ -166,8 +168,8 @@ def _dump_packed(value: Any) -> str | bytes:
 # observations carry the same metadata). A value packed lately is taken from here instead of
 # being compressed again (the frames are the same bytes: compression is deterministic).
 # Bounded: emptied when full; values above _REPEATS_MAX_BYTES are not kept.
-_REPEATS: dict[bytes, str | bytes] = {}
 _REPEATS_MAX = 512
+_REPEATS: BoundedMemo[bytes, str | bytes] = BoundedMemo(_pack_json, _REPEATS_MAX)
 _REPEATS_MAX_BYTES = 2_048
 
 
@@ -176,12 +178,7 @@ def _dump_packed_repeated(value: Any) -> str | bytes:
     raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     if not PACK_MIN_CHARS <= len(raw) <= _REPEATS_MAX_BYTES:
         return _pack_json(raw)
-    out = _REPEATS.get(raw)
-    if out is None:
-        if len(_REPEATS) >= _REPEATS_MAX:
-            _REPEATS.clear()
-        out = _REPEATS[raw] = _pack_json(raw)
-    return out
+    return _REPEATS[raw]
 
 
 class JsonText(TypeDecorator[Any]):

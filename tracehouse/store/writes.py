@@ -21,6 +21,8 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
+from tracehouse.memo import BoundedMemo
+
 from ..domain.events import Event
 from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key, time_text
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
@@ -556,21 +558,20 @@ def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return processor  # type: ignore[no-any-return]
 
 
-_SQLITE_TEXTS: dict[datetime, str] = {}
+def _sqlite_text_of_utc(value: datetime) -> str:
+    merge_text = time_text(value)
+    return merge_text[:10] + " " + merge_text[11:]
+
+
+# Remembered: a batch writes the same times several times (its rows' created_at and updated_at
+# are one and the same time).
 _SQLITE_TEXTS_MAX = 4_096  # the times repeated within a batch; most span times are unique
+_SQLITE_TEXTS: BoundedMemo[datetime, str] = BoundedMemo(_sqlite_text_of_utc, _SQLITE_TEXTS_MAX)
 
 
 def _sqlite_utc_text(value: datetime) -> str:
     if value.tzinfo is UTC and value.year >= 1000:
-        # Remembered: a batch writes the same times several times (its rows' created_at and
-        # updated_at are one and the same time).
-        text = _SQLITE_TEXTS.get(value)
-        if text is None:
-            if len(_SQLITE_TEXTS) >= _SQLITE_TEXTS_MAX:
-                _SQLITE_TEXTS.clear()
-            merge_text = time_text(value)
-            text = _SQLITE_TEXTS[value] = merge_text[:10] + " " + merge_text[11:]
-        return text
+        return _SQLITE_TEXTS[value]
     if value.tzinfo is not UTC and value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" of aware times

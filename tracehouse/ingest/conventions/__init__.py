@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from tracehouse.domain.environment import normalize_environment
+from tracehouse.memo import BoundedMemo
 
 from . import genai, langfuse, logfire, openinference, others, vercel_ai
 from ._io import CONSUMED_KEYS, CONSUMED_PREFIXES, observation_io
@@ -237,18 +238,12 @@ class _KeySet:
         return found
 
 
-_KEY_SETS: dict[tuple[str, ...], _KeySet] = {}
-_KEY_SETS_MAX = 2048  # instrumentations are few; cleared when full (e.g. names with ids in them)
+_KEY_SETS_MAX = 2048  # instrumentations are few; emptied when full (e.g. names with ids in them)
+_KEY_SETS: BoundedMemo[tuple[str, ...], _KeySet] = BoundedMemo(_KeySet, _KEY_SETS_MAX)
 
 
 def key_set(attrs: dict[str, Any]) -> _KeySet:
-    names = tuple(attrs)
-    found = _KEY_SETS.get(names)
-    if found is None:
-        if len(_KEY_SETS) >= _KEY_SETS_MAX:
-            _KEY_SETS.clear()
-        found = _KEY_SETS[names] = _KeySet(names)
-    return found
+    return _KEY_SETS[tuple(attrs)]
 
 
 def metadata_attributes(
