@@ -1,0 +1,187 @@
+"""What a commit costs per span by its size: the work the writer does holding the writers' lock.
+
+Loads a fresh SQLite store (the server's schema and settings) with ``--preload`` spans of the
+``ingest_otlp.py`` load, then stores more of it in transactions of each ``--sizes`` spans and
+prints, per span: the wall and CPU time of ``commit_prepared`` (the step the writer runs under
+the writers' lock; decoding and preparing are not counted) and the bytes it appended to the
+write-ahead log. As in the server, no checkpoint runs inside a commit: the log is copied into the
+database between the timed commits, every ``--checkpoint-spans`` spans. The sizes take turns
+``--rounds`` times, since this machine's speed drifts within minutes.
+
+    .venv/bin/python bench/commit_size.py
+    .venv/bin/python bench/commit_size.py --preload 1000000 --sizes 300,1000 --json
+
+A span touches a page of each index on random ids (observation id, trace id): a larger commit
+writes each such page once for more spans. It never asserts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_facts, print_machine  # noqa: E402
+from ingest_otlp import BodyFactory  # noqa: E402
+from sqlalchemy.engine import Connection, Engine  # noqa: E402
+
+from tracehouse.config import Settings  # noqa: E402
+from tracehouse.ingest.otlp import decode_protobuf  # noqa: E402
+from tracehouse.pricing.builtin import builtin_models  # noqa: E402
+from tracehouse.pricing.registry import ModelRegistry  # noqa: E402
+from tracehouse.store.db import make_engine, migrate  # noqa: E402
+from tracehouse.store.projects import ensure_organization, ensure_project  # noqa: E402
+from tracehouse.store.writes import commit_prepared, prepare_events  # noqa: E402
+
+PROJECT_ID = "bench-project"
+
+
+class Store:
+    """A fresh store and one connection kept open, set up as the server's writer sets its own."""
+
+    def __init__(self, data_dir: Path, traces_per_request: int) -> None:
+        self.engine: Engine = make_engine(Settings(data_dir=data_dir))
+        migrate(self.engine)
+        with self.engine.begin() as conn:
+            ensure_organization(conn, "bench-org", "bench")
+            ensure_project(conn, PROJECT_ID, "bench-org", "bench")
+        self.wal = data_dir / "tracehouse.db-wal"
+        self.conn: Connection = self.engine.connect()
+        self.conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+        self.conn.commit()
+        self.models = ModelRegistry(builtin_models(), lambda _project: [])
+        self.factory = BodyFactory(traces_per_request)
+        self.logged = 0  # log bytes appended since the last checkpoint
+
+    def store(self, spans: int) -> tuple[float, float, int]:
+        """Store at least ``spans`` new spans in one transaction: (wall s, CPU s, spans)."""
+        events = []
+        stored = 0  # spans; the events also hold each trace's own
+        while stored < spans:
+            body, _ = self.factory.build()
+            decoded = decode_protobuf(body).events
+            events += [(PROJECT_ID, e) for e in decoded]
+            stored += sum(1 for e in decoded if e.kind == "observation")
+        prepared = prepare_events(events, self.models, self.engine.dialect)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        with self.conn.begin():
+            commit_prepared(self.conn, prepared, self.models)
+        return time.perf_counter() - wall, time.thread_time() - cpu, stored
+
+    def checkpoint(self) -> int:
+        """Copy the log into the database and empty it; the bytes it held."""
+        held = self.wal.stat().st_size if self.wal.exists() else 0
+        self.conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.commit()
+        return held
+
+    def close(self) -> None:
+        self.conn.close()
+        self.engine.dispose()
+
+
+def measure(store: Store, size: int, spans: int, checkpoint_spans: int) -> dict[str, Any]:
+    wall = cpu = 0.0
+    done = since = logged = commits = 0
+    while done < spans:
+        w, c, n = store.store(size)
+        wall, cpu, done, since, commits = wall + w, cpu + c, done + n, since + n, commits + 1
+        if since >= checkpoint_spans:
+            logged += store.checkpoint()
+            since = 0
+    logged += store.checkpoint()
+    return {
+        "size": size,
+        "commits": commits,
+        "spans": done,
+        "wall_us_per_span": round(wall / done * 1e6, 1),
+        "cpu_us_per_span": round(cpu / done * 1e6, 1),
+        "log_kib_per_span": round(logged / done / 1024, 2),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preload", type=int, default=200_000, help="spans stored before measuring")
+    p.add_argument("--sizes", default="100,300,1000,3000", help="spans per commit, comma-separated")
+    p.add_argument("--spans", type=int, default=30_000, help="spans measured per size and round")
+    p.add_argument("--rounds", type=int, default=2, help="times each size takes its turn")
+    p.add_argument("--checkpoint-spans", type=int, default=6_000)
+    p.add_argument("--traces-per-request", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = p.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        p.error("--sizes must be whole numbers separated by commas")
+    if not args.sizes or min(args.sizes) <= 0:
+        p.error("--sizes must be positive")
+    for name in ("spans", "rounds", "checkpoint_spans", "traces_per_request"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.preload < 0:
+        p.error("--preload must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    machine = machine_facts()
+    if not args.json:
+        print("tracehouse commit cost by size (commit_prepared on SQLite, no server)")
+        print_machine(machine)
+        print(
+            f"params  : {args.preload:,} spans preloaded, sizes {args.sizes}, "
+            f"{args.spans:,} spans per size and round, {args.rounds} rounds"
+        )
+    with tempfile.TemporaryDirectory(prefix="tracehouse-commit-size-") as tmp:
+        store = Store(Path(tmp), args.traces_per_request)
+        try:
+            t0 = time.perf_counter()
+            if args.preload:
+                measure(store, 1000, args.preload, args.checkpoint_spans)
+            preload_s = time.perf_counter() - t0
+            rows = []
+            for round_no in range(1, args.rounds + 1):
+                for size in args.sizes:
+                    row = measure(store, size, args.spans, args.checkpoint_spans)
+                    row["round"] = round_no
+                    rows.append(row)
+                    if not args.json:
+                        print(
+                            f"  round {round_no}  {size:>6,} spans/commit: "
+                            f"wall {row['wall_us_per_span']:6.1f} µs  "
+                            f"CPU {row['cpu_us_per_span']:6.1f} µs  "
+                            f"log {row['log_kib_per_span']:5.1f} KiB  per span"
+                        )
+            db_bytes = os.path.getsize(Path(tmp) / "tracehouse.db")
+        finally:
+            store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "preload_spans": args.preload,
+                    "preload_s": round(preload_s, 1),
+                    "database_bytes": db_bytes,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(f"preload took {preload_s:.1f} s; database {db_bytes / 2**20:,.1f} MiB at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

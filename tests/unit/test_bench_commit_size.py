@@ -1,0 +1,51 @@
+"""``bench/commit_size.py`` runs end to end on a small store: every size is stored in commits of
+that size, its figures are filled in, and a larger commit appends less log per span (each index
+page a commit touches is logged once per commit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import commit_size  # noqa: E402
+
+
+def test_it_measures_each_size(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--preload", "300", "--sizes", "100,300", "--spans", "300", "--rounds", "1", "--json"]
+    assert commit_size.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["preload_spans"] == 300
+    assert report["database_bytes"] > 0
+    rows = {row["size"]: row for row in report["rows"]}
+    assert sorted(rows) == [100, 300]
+    assert (rows[100]["commits"], rows[100]["spans"]) == (3, 300)
+    assert (rows[300]["commits"], rows[300]["spans"]) == (1, 300)
+    for row in rows.values():
+        assert row["round"] == 1
+        assert row["wall_us_per_span"] > 0
+        assert row["cpu_us_per_span"] > 0
+        assert row["log_kib_per_span"] > 0
+    assert rows[300]["log_kib_per_span"] < rows[100]["log_kib_per_span"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sizes", "100,x"], "--sizes must be whole numbers"),
+        (["--sizes", "0"], "--sizes must be positive"),
+        (["--rounds", "0"], "--rounds must be positive"),
+        (["--preload", "-1"], "--preload must not be negative"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        commit_size.parse_args(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
