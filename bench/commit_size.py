@@ -59,7 +59,6 @@ class Store:
         self.conn.commit()
         self.models = ModelRegistry(builtin_models(), lambda _project: [])
         self.factory = BodyFactory(traces_per_request)
-        self.logged = 0  # log bytes appended since the last checkpoint
 
     def store(self, spans: int) -> tuple[float, float, int]:
         """Store at least ``spans`` new spans in one transaction: (wall s, CPU s, spans)."""
