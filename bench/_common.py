@@ -423,6 +423,9 @@ class Tally:
     accepted: int = 0
     rejected: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # When the request of each of ``latencies_ms`` started (``time.perf_counter``), where a
+    # loop records it (``latency_by_slice``).
+    started: list[float] = field(default_factory=list)
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     last_done: float = 0.0
@@ -444,6 +447,46 @@ def latency_figures(latencies_ms: list[float]) -> dict[str, float | None]:
         "max": rnd(lat[-1] if lat else None),
         "mean": rnd(sum(lat) / len(lat) if lat else None),
     }
+
+
+def latency_by_slice(
+    started: list[float], latencies_ms: list[float], origin: float, slice_s: float
+) -> list[dict[str, Any]]:
+    """p50 and p99 of the requests that started in each ``slice_s`` seconds from ``origin``.
+
+    Reply times move over a run as the store grows (its indexes outgrow what one commit
+    touches), so a p99 over the whole window depends on how long the run was; the slices show
+    how it moved.
+    """
+    if slice_s <= 0:
+        raise ValueError("slice_s must be positive")
+    if len(started) != len(latencies_ms):
+        raise ValueError("one start per latency")
+    slices: dict[int, list[float]] = collections.defaultdict(list)
+    for t, ms in zip(started, latencies_ms, strict=True):
+        slices[max(0, int((t - origin) // slice_s))].append(ms)
+    out = []
+    for k in sorted(slices):
+        lat = sorted(slices[k])
+        out.append(
+            {
+                "from_s": rnd(k * slice_s),
+                "to_s": rnd((k + 1) * slice_s),
+                "requests": len(lat),
+                "p50": rnd(percentile(lat, 50)),
+                "p99": rnd(percentile(lat, 99)),
+            }
+        )
+    return out
+
+
+def format_latency_slices(slices: list[dict[str, Any]]) -> str:
+    """``0-5 s 19/140, 5-10 s 37/134`` (p50/p99 ms of each slice)."""
+    return ", ".join(
+        f"{fmt(s['from_s'], 'g')}-{fmt(s['to_s'], 'g')} s {fmt(s['p50'], '.0f')}/"
+        f"{fmt(s['p99'], '.0f')}"
+        for s in slices
+    )
 
 
 async def count_traces(client: httpx.AsyncClient) -> int | None:

@@ -24,7 +24,8 @@ Run from the repository root::
         --public-key pk-lf-... --secret-key sk-lf-...             # an already running server
 
 Figures: spans/s accepted (spans sent minus the ``partial_success.rejected_spans`` of the reply),
-request latency p50/p95/p99, request count, server RSS (process + children, sampled every 0.5 s:
+request latency p50/p95/p99 (and p50/p99 by 5 s of the window: they rise as the store grows),
+request count, server RSS (process + children, sampled every 0.5 s:
 idle, peak, final), server and client CPU time over the measured window, read-after-write time
 (from the reply of a request until its last trace is readable through
 ``GET /api/public/traces/{id}`` with all ten observations: probed about once a second under load,
@@ -65,6 +66,8 @@ from _common import (
     count_traces,
     event_loop_runner,
     fmt,
+    format_latency_slices,
+    latency_by_slice,
     latency_figures,
     machine_facts,
     print_errors,
@@ -86,6 +89,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 OTLP_PATH = "/api/public/otel/v1/traces"
 SPANS_PER_TRACE = 10
 TEMPLATE_POOL_SIZE = 16
+# Reply times are also given by this many seconds of the measured window.
+LATENCY_SLICE_S = 5.0
 PROBE_EVERY_S = 1.0
 RAW_INSERT_BATCH = 5_000  # rows per transaction of the raw SQLite insert
 RAW_INSERT_MAX_S = 120.0  # the raw insert stops here even short of the run's row count
@@ -550,7 +555,9 @@ async def client_loop(
             tally.requests += 1
             tally.sent += n_spans
             # With a schedule, from when the request was due: a late start is waiting too.
-            tally.latencies_ms.append((done - (min(due, t) if schedule else t)) * 1000)
+            began = min(due, t) if schedule else t
+            tally.latencies_ms.append((done - began) * 1000)
+            tally.started.append(began)
             if schedule:
                 due += schedule[1]
             tally.statuses[str(status)] += 1
@@ -675,6 +682,9 @@ async def run_load(
         "traces_per_s": round(measured.accepted / SPANS_PER_TRACE / elapsed, 1),
         "requests_per_s": round(measured.requests / elapsed, 2),
         "latency_ms": latency_figures(measured.latencies_ms),
+        "latency_ms_by_slice": latency_by_slice(
+            measured.started, measured.latencies_ms, plan.warm_until, LATENCY_SLICE_S
+        ),
         "http_statuses": dict(measured.statuses),
         "errors": dict(measured.errors.most_common(10)),
         "warmup": {
@@ -863,6 +873,11 @@ def print_figures(fig: dict[str, Any]) -> None:
     print(f"({fig['traces_per_s']:,.1f} /s)")
     print(f"  spans rejected      {fig['spans_rejected']:,}")
     print_latency_and_resources(fig)
+    if len(fig["latency_ms_by_slice"]) > 1:
+        print(
+            f"  latency over time   p50/p99 ms by {LATENCY_SLICE_S:g} s of the window: "
+            + format_latency_slices(fig["latency_ms_by_slice"])
+        )
     if fig.get("server_cpu_us_per_span") is not None:
         print(
             f"  server CPU per span {fig['server_cpu_us_per_span']:,.1f} µs "
