@@ -531,6 +531,24 @@ def mib(value: int | None) -> float | None:
     return None if not value else round(value / MIB, 1)
 
 
+def positive_numbers(
+    parser: argparse.ArgumentParser,
+    option: str,
+    text: str,
+    kind: Callable[[str], float] = float,
+    what: str = "numbers",
+) -> list[Any]:
+    """The comma-separated value ``text`` of ``option`` as positive numbers of ``kind``; a
+    usage error naming the option otherwise."""
+    try:
+        numbers = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"{option} must be {what} separated by commas")
+    if not numbers or min(numbers) <= 0:
+        parser.error(f"{option} must be positive")
+    return numbers
+
+
 def fmt(v: Any, spec: str = ".1f") -> str:
     return "n/a" if v is None else format(v, spec)
 

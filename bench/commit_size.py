@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_facts, print_machine  # noqa: E402
+from _common import machine_facts, positive_numbers, print_machine  # noqa: E402
 from ingest_otlp import BodyFactory  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
 
@@ -117,12 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--traces-per-request", type=int, default=10)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    try:
-        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    except ValueError:
-        p.error("--sizes must be whole numbers separated by commas")
-    if not args.sizes or min(args.sizes) <= 0:
-        p.error("--sizes must be positive")
+    args.sizes = positive_numbers(p, "--sizes", args.sizes, int, "whole numbers")
     for name in ("spans", "rounds", "checkpoint_spans", "traces_per_request"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")

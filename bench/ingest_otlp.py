@@ -19,6 +19,7 @@ Run from the repository root::
     .venv/bin/python bench/ingest_otlp.py --spans 200000 --json
     .venv/bin/python bench/ingest_otlp.py --gzip                  # gzip every request body
     .venv/bin/python bench/ingest_otlp.py --database-url postgresql+psycopg://u:p@host/db
+    .venv/bin/python bench/ingest_otlp.py --rates 6000,9000,12000  # p50/p99 by offered load
     .venv/bin/python bench/ingest_otlp.py --dry-run               # no server: one body's shape
     .venv/bin/python bench/ingest_otlp.py --url http://localhost:3000 \\
         --public-key pk-lf-... --secret-key sk-lf-...             # an already running server
@@ -70,6 +71,7 @@ from _common import (
     latency_by_slice,
     latency_figures,
     machine_facts,
+    positive_numbers,
     print_errors,
     print_latency_and_resources,
     print_machine,
@@ -91,6 +93,10 @@ SPANS_PER_TRACE = 10
 TEMPLATE_POOL_SIZE = 16
 # Reply times are also given by this many seconds of the measured window.
 LATENCY_SLICE_S = 5.0
+# A --rates sweep: a load counts as kept up when this share of it was accepted in the window,
+# and its summary names the highest load kept up with a p99 under this many ms (issue 6).
+SWEEP_KEPT_UP = 0.97
+SWEEP_P99_MS = 100.0
 PROBE_EVERY_S = 1.0
 RAW_INSERT_BATCH = 5_000  # rows per transaction of the raw SQLite insert
 RAW_INSERT_MAX_S = 120.0  # the raw insert stops here even short of the run's row count
@@ -855,6 +861,60 @@ def print_header(args: argparse.Namespace, machine: dict[str, Any], loop_name: s
     sys.stdout.flush()
 
 
+def load_sweep(offered: list[float], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per offered load of a ``--rates`` sweep: whether the server kept up (accepted at
+    least ``SWEEP_KEPT_UP`` of the load in the window) and the reply times at that load."""
+    if len(offered) != len(runs):
+        raise ValueError(f"{len(offered)} loads but {len(runs)} runs")
+    rows = []
+    for rate, fig in zip(offered, runs, strict=True):
+        cpu = fig["cpu_s"]
+        rows.append(
+            {
+                "offered_spans_per_s": rate,
+                "accepted_spans_per_s": fig["spans_per_s"],
+                "kept_up": fig["spans_per_s"] >= SWEEP_KEPT_UP * rate,
+                "p50_ms": fig["latency_ms"]["p50"],
+                "p99_ms": fig["latency_ms"]["p99"],
+                "server_pct_of_core": cpu["server_pct_of_core"]
+                if cpu["server"] is not None
+                else None,
+                "server_cpu_us_per_span": fig.get("server_cpu_us_per_span"),
+                "data_check_match": fig["data_check"]["match"],
+            }
+        )
+    return rows
+
+
+def highest_load_within(rows: list[dict[str, Any]], p99_ms: float) -> float | None:
+    """The highest offered load that the server kept up with at a p99 under ``p99_ms``."""
+    good = [
+        r["offered_spans_per_s"]
+        for r in rows
+        if r["kept_up"] and r["p99_ms"] is not None and r["p99_ms"] < p99_ms
+    ]
+    return max(good) if good else None
+
+
+def print_load_sweep(rows: list[dict[str, Any]]) -> None:
+    print("reply times by offered load (one fresh server per load)")
+    print("  offered/s  accepted/s  kept up  p50 ms  p99 ms  CPU % core  µs/span  data")
+    for r in rows:
+        pct = r["server_pct_of_core"]
+        verdict = {True: "match", False: "MISMATCH", None: "?"}[r["data_check_match"]]
+        print(
+            f"  {r['offered_spans_per_s']:>9,.0f}  {r['accepted_spans_per_s']:>10,.0f}  "
+            f"{'yes' if r['kept_up'] else 'NO':>7}  {fmt(r['p50_ms']):>6}  {fmt(r['p99_ms']):>6}  "
+            f"{(f'{pct:.0f}%' if pct is not None else 'n/a'):>10}  "
+            f"{fmt(r['server_cpu_us_per_span']):>7}  {verdict}"
+        )
+    best = highest_load_within(rows, SWEEP_P99_MS)
+    print(
+        f"  highest load kept up with p99 < {SWEEP_P99_MS:g} ms: "
+        + (f"{best:,.0f} spans/s" if best is not None else "none of these")
+    )
+
+
 def print_figures(fig: dict[str, Any]) -> None:
     dc = fig["data_check"]
     raw = fig["read_after_write_ms"]
@@ -1059,6 +1119,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "clients) instead of each after the last reply, and latency counts from when a request "
         "was due; for the reply times at a given load rather than at the server's limit",
     )
+    p.add_argument(
+        "--rates",
+        default=None,
+        help="offered loads in spans/s, comma-separated (e.g. 6000,9000,12000,15000): one run at "
+        "each fixed load against a fresh server, then a table of p50/p99 by load and the highest "
+        f"load kept up with p99 under {SWEEP_P99_MS:g} ms",
+    )
     p.add_argument("--dry-run", action="store_true", help="build one body, print its shape, exit")
     p.add_argument(
         "--workers",
@@ -1093,6 +1160,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--spans must be at least 1")
     if args.rate is not None and args.rate <= 0:
         p.error("--rate must be positive")
+    if args.rates is not None:
+        if args.rate is not None:
+            p.error("--rate and --rates cannot be combined")
+        args.rates = positive_numbers(p, "--rates", args.rates)
     return args
 
 
@@ -1111,7 +1182,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TRACEHOUSE_STREAM_NAME"] = f"tracehouse-bench:{os.getpid()}:{time.time_ns()}"
     machine = machine_facts()
     runner, loop_name = event_loop_runner()
-    print_header(args, machine, loop_name)
+    runs: list[dict[str, Any]] = []  # the figures of each run (one, or one per load of --rates)
 
     def measure(server: Server, auth: str, server_pid: int | None) -> int:
         workers = start_stream_workers(args) if args.redis_url and not args.url else []
@@ -1132,6 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
                 BodyFactory(args.traces_per_request, seed=args.seed), args.raw_limit, stored
             )
         print_figures(figures)
+        runs.append(figures)
         if args.json:
             print(
                 json.dumps(
@@ -1159,7 +1231,24 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
 
-    return run_against_server(args, measure)
+    if not args.rates:
+        print_header(args, machine, loop_name)
+        return run_against_server(args, measure)
+    # A sweep: each load against a fresh server (a fresh store), in the order given.
+    offered = []
+    for rate in args.rates:
+        args.rate = rate
+        print_header(args, machine, loop_name)
+        status = run_against_server(args, measure)
+        if status != 0:
+            return status
+        offered.append(rate)
+        print()
+    rows = load_sweep(offered, runs)
+    print_load_sweep(rows)
+    if args.json:
+        print(json.dumps({"bench": "ingest_otlp_sweep", "machine": machine, "loads": rows}))
+    return 0
 
 
 if __name__ == "__main__":
