@@ -896,8 +896,9 @@ def highest_load_within(rows: list[dict[str, Any]], p99_ms: float) -> float | No
     return max(good) if good else None
 
 
-def print_load_sweep(rows: list[dict[str, Any]]) -> None:
-    print("reply times by offered load (one fresh server per load)")
+def print_load_sweep(rows: list[dict[str, Any]], fresh: bool = True) -> None:
+    where = "one fresh server per load" if fresh else "one after another against --url"
+    print(f"reply times by offered load ({where})")
     print("  offered/s  accepted/s  kept up  p50 ms  p99 ms  CPU % core  µs/span  data")
     for r in rows:
         pct = r["server_pct_of_core"]
@@ -1234,7 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.rates:
         print_header(args, machine, loop_name)
         return run_against_server(args, measure)
-    # A sweep: each load against a fresh server (a fresh store), in the order given.
+    # A sweep: each load against a fresh server (on SQLite a fresh store), in the order given; with
+    # --url, one after another against that server.
     offered = []
     for rate in args.rates:
         args.rate = rate
@@ -1245,7 +1247,7 @@ def main(argv: list[str] | None = None) -> int:
         offered.append(rate)
         print()
     rows = load_sweep(offered, runs)
-    print_load_sweep(rows)
+    print_load_sweep(rows, fresh=not args.url)
     if args.json:
         print(json.dumps({"bench": "ingest_otlp_sweep", "machine": machine, "loads": rows}))
     return 0
