@@ -868,7 +868,6 @@ def load_sweep(offered: list[float], runs: list[dict[str, Any]]) -> list[dict[st
         raise ValueError(f"{len(offered)} loads but {len(runs)} runs")
     rows = []
     for rate, fig in zip(offered, runs, strict=True):
-        cpu = fig["cpu_s"]
         rows.append(
             {
                 "offered_spans_per_s": rate,
@@ -876,9 +875,8 @@ def load_sweep(offered: list[float], runs: list[dict[str, Any]]) -> list[dict[st
                 "kept_up": fig["spans_per_s"] >= SWEEP_KEPT_UP * rate,
                 "p50_ms": fig["latency_ms"]["p50"],
                 "p99_ms": fig["latency_ms"]["p99"],
-                "server_pct_of_core": cpu["server_pct_of_core"]
-                if cpu["server"] is not None
-                else None,
+                # None where the server's pid is unknown (--url without --server-pid)
+                "server_pct_of_core": fig["cpu_s"]["server_pct_of_core"],
                 "server_cpu_us_per_span": fig.get("server_cpu_us_per_span"),
                 "data_check_match": fig["data_check"]["match"],
             }
@@ -1237,16 +1235,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_against_server(args, measure)
     # A sweep: each load against a fresh server (on SQLite a fresh store), in the order given; with
     # --url, one after another against that server.
-    offered = []
     for rate in args.rates:
         args.rate = rate
         print_header(args, machine, loop_name)
         status = run_against_server(args, measure)
         if status != 0:
             return status
-        offered.append(rate)
         print()
-    rows = load_sweep(offered, runs)
+    rows = load_sweep(args.rates, runs)
     print_load_sweep(rows, fresh=not args.url)
     if args.json:
         print(json.dumps({"bench": "ingest_otlp_sweep", "machine": machine, "loads": rows}))

@@ -1,6 +1,6 @@
 """``bench/commit_size.py`` runs end to end on a small store: every size is stored in commits of
 that size, its figures are filled in, and a larger commit appends less log per span (each index
-page a commit touches is logged once per commit)."""
+page a commit touches is logged once per commit). Its refused arguments: test_bench_arguments.py."""
 
 from __future__ import annotations
 
@@ -31,21 +31,3 @@ def test_it_measures_each_size(capsys: pytest.CaptureFixture[str]) -> None:
         assert row["cpu_us_per_span"] > 0
         assert row["log_kib_per_span"] > 0
     assert rows[300]["log_kib_per_span"] < rows[100]["log_kib_per_span"]
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--sizes", "100,x"], "--sizes must be whole numbers"),
-        (["--sizes", "0"], "--sizes must be positive"),
-        (["--rounds", "0"], "--rounds must be positive"),
-        (["--preload", "-1"], "--preload must not be negative"),
-    ],
-)
-def test_bad_arguments_are_refused(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as stopped:
-        commit_size.parse_args(argv)
-    assert stopped.value.code == 2
-    assert message in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """``bench/ingest_otlp.py --rates`` runs one fixed load after another, each against a fresh
 server, and sums them up: per load whether the server kept up and its reply times, and the
-highest load it kept up with at a p99 under 100 ms (the reply-time target of issue 6)."""
+highest load it kept up with at a p99 under 100 ms (the reply-time target of issue 6). Its
+refused arguments: test_bench_arguments.py."""
 
 from __future__ import annotations
 
@@ -80,21 +81,3 @@ def test_the_sweep_runs_each_load_against_its_own_server(
         assert row["data_check_match"] is True
     assert "reply times by offered load" in out
     assert "highest load kept up with p99 < 100 ms:" in out
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--rates", "6000,x"], "--rates must be numbers"),
-        (["--rates", "6000,0"], "--rates must be positive"),
-        (["--rates", ","], "--rates must be positive"),
-        (["--rates", "6000", "--rate", "6000"], "--rate and --rates cannot be combined"),
-    ],
-)
-def test_bad_rates_are_refused_with_a_message_naming_the_option(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        ingest_otlp.parse_args(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
