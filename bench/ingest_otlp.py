@@ -53,6 +53,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -731,15 +732,16 @@ def raw_limits(factory: BodyFactory, seconds: float, rows: int) -> dict[str, Any
 
     * protobuf decode: ``ExportTraceServiceRequest.FromString`` of the same request bodies for
       ``seconds``, touching every span (the floor under any OTLP decoder in Python);
-    * SQLite insert: as many rows as the run stored (``rows``), each an observation of those
-      bodies as a plain row (ids, times, type, name, model, input/output/metadata JSON text of
-      the same size, usage figures) in a table with tracehouse's observation columns and
-      indexes, 5,000 rows per transaction, WAL, synchronous=NORMAL; no merging, pricing or
-      upserts. Ids are drawn like the spans' own: a random 64-bit span id per row and a random
-      128-bit trace id per ten rows (a trace), so the indexes on them take inserts all over,
-      as in the run. The rate is the average over all the rows, into a table that grows from
-      empty to the run's size, as the run's own is; the rate of the first ``seconds`` alone
-      (a smaller table) is reported beside it.
+    * SQLite insert: as many spans as the run stored (``rows``), written as the rows tracehouse
+      stores for them (``_RawRows``: every column, encoded as the server encodes it) with a plain
+      ``INSERT`` into a store made by tracehouse's own migrations (the same tables, indexes and
+      settings), 5,000 spans with their traces and sessions per transaction, SQLite's own
+      checkpoints; no decoding, merging, pricing, lookups or upserts, and only the inserts are
+      timed. Every row has fresh ids and times, drawn as the run's own are: a random 64-bit span
+      id per row, a random 128-bit trace id per trace, times rising with the rows, so the
+      indexes on ids take inserts all over and those on times at their end, as in the run. The
+      rate is over all the rows, into tables that grow from empty to the run's size, as the
+      run's own do; the rate of the first ``seconds`` alone (smaller tables) is given beside it.
     """
     import sqlite3
     import tempfile
@@ -758,88 +760,145 @@ def raw_limits(factory: BodyFactory, seconds: float, rows: int) -> dict[str, Any
             n += spans_per_body
     decode_rate = n / (time.process_time() - t0)
 
-    plain = _equivalent_rows(bodies)
     folder = tempfile.mkdtemp(prefix="tracehouse-raw-")
-    conn = sqlite3.connect(os.path.join(folder, "raw.db"), isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
-        conn.execute(f"PRAGMA {pragma}")
-    columns = list(plain[0])
-    conn.execute(f"CREATE TABLE observations ({', '.join(columns)}, PRIMARY KEY (project_id, id))")
-    for index in ("trace_id, start_time, id", "type, start_time, id", "start_time"):
-        name = "ix_" + index.replace(", ", "_")
-        conn.execute(f"CREATE INDEX {name} ON observations (project_id, {index})")
-    sql = f"INSERT INTO observations VALUES ({', '.join('?' * len(columns))})"
-    values = [tuple(r.values()) for r in plain]
-    rng = random.Random(7)
-    target, batch = max(rows, RAW_INSERT_BATCH), RAW_INSERT_BATCH
-    inserted, early, trace_id = 0, None, ""
-    t0 = time.perf_counter()
-    while inserted < target and time.perf_counter() - t0 < RAW_INSERT_MAX_S:
-        chunk = []
-        for i in range(batch):
-            row = values[(inserted + i) % len(values)]
-            if (inserted + i) % SPANS_PER_TRACE == 0:
-                trace_id = f"{rng.getrandbits(128):032x}"
-            chunk.append((row[0], f"{rng.getrandbits(64):016x}", trace_id, *row[3:]))
-        conn.execute("BEGIN")
-        conn.executemany(sql, chunk)
-        conn.execute("COMMIT")
-        inserted += batch
-        if early is None and time.perf_counter() - t0 >= seconds:
-            early = inserted / (time.perf_counter() - t0)
-    elapsed = time.perf_counter() - t0
-    conn.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        raw = _RawRows(bodies, folder)
+        conn = sqlite3.connect(raw.path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-16384"):
+            conn.execute(f"PRAGMA {pragma}")
+        target = max(rows, RAW_INSERT_BATCH)
+        inserted, early, timed = 0, None, 0.0
+        started = time.perf_counter()
+        while inserted < target and time.perf_counter() - started < RAW_INSERT_MAX_S:
+            statements = raw.transaction(RAW_INSERT_BATCH)
+            t = time.perf_counter()
+            conn.execute("BEGIN")
+            for sql, params in statements:
+                conn.executemany(sql, params)
+            conn.execute("COMMIT")
+            timed += time.perf_counter() - t
+            inserted += len(statements[0][1])
+            if early is None and timed >= seconds:
+                early = inserted / timed
+        conn.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return {
         "protobuf_decode_spans_per_s": round(decode_rate),
-        "sqlite_insert_rows_per_s": round(inserted / elapsed),
+        "sqlite_insert_rows_per_s": round(inserted / timed),
         "sqlite_insert_rows": inserted,
         "sqlite_insert_capped": inserted < target,  # stopped at RAW_INSERT_MAX_S
         "sqlite_insert_first_s": seconds,
-        "sqlite_insert_first_s_rows_per_s": round(early if early else inserted / elapsed),
-        "row_bytes": round(sum(len(str(v)) for v in values[0])),
+        "sqlite_insert_first_s_rows_per_s": round(early if early else inserted / timed),
+        "row_bytes": raw.row_bytes,
     }
 
 
-def _equivalent_rows(bodies: list[bytes]) -> list[dict[str, Any]]:
-    """Plain observation rows with the content of the bodies' spans."""
-    rows = []
-    for body in bodies:
-        request = ExportTraceServiceRequest.FromString(body)
-        for rs in request.resource_spans:
-            resource = {kv.key: kv.value.string_value for kv in rs.resource.attributes}
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    attrs = {kv.key: kv.value for kv in span.attributes}
+class _RawRows:
+    """The rows tracehouse stores for the spans of ``bodies``, as templates for the raw insert.
 
-                    def text(*keys: str, attrs: dict[str, Any] = attrs) -> str | None:
-                        for key in keys:
-                            if key in attrs:
-                                return attrs[key].string_value or None
-                        return None
+    The bodies are decoded and prepared by tracehouse's own code (built-in model prices, so cost
+    columns are filled as in the run), once; ``transaction`` then gives fresh copies of those
+    rows: new span and trace ids (parents follow their spans), start times and trace timestamps
+    rising 66 µs per span from now, the rest as prepared. ``path``: an empty store made by
+    tracehouse's migrations, where they go.
+    """
 
-                    rows.append(
-                        {
-                            "project_id": "bench",
-                            "id": span.span_id.hex(),
-                            "trace_id": span.trace_id.hex(),
-                            "type": text("langfuse.observation.type") or "span",
-                            "name": span.name,
-                            "start_time": str(span.start_time_unix_nano),
-                            "end_time": str(span.end_time_unix_nano),
-                            "parent_observation_id": span.parent_span_id.hex() or None,
-                            "model": text(
-                                "langfuse.observation.model.name", "gen_ai.request.model"
-                            ),
-                            "input": text("langfuse.observation.input", "gen_ai.input.messages"),
-                            "output": text("langfuse.observation.output", "gen_ai.output.messages"),
-                            "metadata": json.dumps({"resourceAttributes": resource}),
-                            "usage_details": text("langfuse.observation.usage_details"),
-                            "environment": "production",
-                            "level": "DEFAULT",
-                        }
-                    )
-    return rows
+    def __init__(self, bodies: list[bytes], folder: str) -> None:
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tracehouse.config import Settings
+        from tracehouse.ingest.otlp import decode_protobuf
+        from tracehouse.pricing.builtin import builtin_models
+        from tracehouse.pricing.registry import ModelRegistry
+        from tracehouse.store.db import make_engine, migrate
+        from tracehouse.store.schema import observations, sessions, traces
+        from tracehouse.store.writes import (
+            _sqlite_utc_text,
+            _upsert_sql_for,
+            prepare_events,
+            session_rows,
+        )
+
+        engine = make_engine(Settings(data_dir=Path(folder)))
+        migrate(engine)
+        self.path = engine.url.database
+        dialect = engine.dialect
+        engine.dispose()
+        models = ModelRegistry(builtin_models(), lambda _project: [])
+        self.time_text = _sqlite_utc_text
+        self.sql: list[str] = []
+        self.names: list[tuple[str, ...]] = []
+        for table, verb in (
+            (observations, "INSERT"),
+            (traces, "INSERT"),
+            (sessions, "INSERT OR IGNORE"),
+        ):
+            names = _upsert_sql_for(dialect, table, table is not sessions).names
+            self.names.append(names)
+            marks = ", ".join("?" * len(names))
+            self.sql.append(f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({marks})")
+        # Per body: its observation, trace and session rows as parameter lists.
+        self.templates: list[tuple[list[list[Any]], ...]] = []
+        for body in bodies:
+            events = [("bench", e) for e in decode_protobuf(body).events]
+            prepared = prepare_events(events, models, dialect)
+            trace_rows = list(prepared.rows["trace"].values())
+            params = []
+            for table, rows in (
+                (observations, list(prepared.rows["observation"].values())),
+                (traces, trace_rows),
+                (sessions, session_rows(trace_rows, prepared.now)),
+            ):
+                upsert = _upsert_sql_for(dialect, table, table is not sessions)
+                params.append([upsert.params(row) for row in rows])
+            self.templates.append(tuple(params))
+        obs, trc = self.names[0], self.names[1]
+        self.obs_at = {
+            k: obs.index(k) for k in ("id", "trace_id", "parent_observation_id", "start_time")
+        }
+        self.trace_at = {k: trc.index(k) for k in ("id", "timestamp")}
+        first = self.templates[0][0]
+        self.row_bytes = round(
+            sum(len(v) for row in first for v in row if isinstance(v, str | bytes)) / len(first)
+        )
+        self.rng = random.Random(7)
+        self.next_body = 0
+        self.start = datetime.now(UTC)
+        self.spans = 0
+
+    def transaction(self, spans: int) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Statements and parameters of a transaction of at least ``spans`` new spans."""
+        out: list[list[tuple[Any, ...]]] = [[], [], []]
+        at, trace_at = self.obs_at, self.trace_at
+        while len(out[0]) < spans:
+            obs_rows, trace_rows, session_rows = self.templates[
+                self.next_body % len(self.templates)
+            ]
+            self.next_body += 1
+            new_ids: dict[Any, str] = {}
+            for row in obs_rows:
+                new_ids[row[at["id"]]] = f"{self.rng.getrandbits(64):016x}"
+            for row in trace_rows:
+                new_ids[row[trace_at["id"]]] = f"{self.rng.getrandbits(128):032x}"
+            for row in trace_rows:
+                fresh = list(row)
+                fresh[trace_at["id"]] = new_ids[row[trace_at["id"]]]
+                fresh[trace_at["timestamp"]] = self._now()
+                out[1].append(tuple(fresh))
+            for row in obs_rows:
+                fresh = list(row)
+                for key in ("id", "trace_id", "parent_observation_id"):
+                    fresh[at[key]] = new_ids.get(row[at[key]], row[at[key]])
+                fresh[at["start_time"]] = self._now()
+                self.spans += 1
+                out[0].append(tuple(fresh))
+            out[2].extend(tuple(row) for row in session_rows)
+        return list(zip(self.sql, out, strict=True))
+
+    def _now(self) -> str:
+        return self.time_text(self.start + timedelta(microseconds=66 * self.spans))
 
 
 # --------------------------------------------------------------------------------------------

@@ -812,20 +812,24 @@ def _write_rows(
     else:
         _upsert(conn, TABLE_BY_KIND["observation"], list(prepared.rows["observation"].values()))
     _upsert(conn, TABLE_BY_KIND["score"], list(prepared.rows["score"].values()))
+    _upsert(conn, sessions, session_rows(trace_rows, prepared.now), update=False)
 
-    session_rows = {
+
+def session_rows(trace_rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The sessions that trace rows name, one row each (kept as they are if stored)."""
+    rows = {
         (r["project_id"], r["session_id"]): {
             "project_id": r["project_id"],
             "id": r["session_id"],
             "environment": r["environment"],
             "bookmarked": False,
             "public": False,
-            "created_at": prepared.now,
+            "created_at": now,
         }
         for r in trace_rows
         if r.get("session_id")
     }
-    _upsert(conn, sessions, list(session_rows.values()), update=False)
+    return list(rows.values())
 
 
 def _link_prompts(
