@@ -807,7 +807,10 @@ class _RawRows:
     def __init__(self, bodies: list[bytes], folder: str) -> None:
         from pathlib import Path
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        root = str(Path(__file__).resolve().parent.parent)  # this checkout's tracehouse
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        # With the writer's own encoders (private names): rows encoded as the server's are.
         from tracehouse.config import Settings
         from tracehouse.ingest.otlp import decode_protobuf
         from tracehouse.pricing.builtin import builtin_models
