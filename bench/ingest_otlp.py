@@ -1046,13 +1046,13 @@ def print_figures(fig: dict[str, Any]) -> None:
             else "the run's count"
         )
         print(
-            f"  SQLite insert       {limit['sqlite_insert_rows_per_s']:,} rows/s over "
-            f"{limit['sqlite_insert_rows']:,} rows, {count} "
-            f"(~{limit['row_bytes']:,} B/row)  -> ingest is "
+            f"  SQLite insert       {limit['sqlite_insert_rows_per_s']:,} spans/s over "
+            f"{limit['sqlite_insert_rows']:,} spans, {count} (tracehouse's rows for them: "
+            f"observations of ~{limit['row_bytes']:,} B, their traces and sessions)  -> ingest is "
             f"{rate / limit['sqlite_insert_rows_per_s']:.1%} of it"
         )
         print(
-            f"                      {limit['sqlite_insert_first_s_rows_per_s']:,} rows/s in its "
+            f"                      {limit['sqlite_insert_first_s_rows_per_s']:,} spans/s in its "
             f"first {limit['sqlite_insert_first_s']:g} s alone (a smaller table)  -> "
             f"{rate / limit['sqlite_insert_first_s_rows_per_s']:.1%}"
         )
