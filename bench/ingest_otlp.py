@@ -831,32 +831,31 @@ class _RawRows:
         engine.dispose()
         models = ModelRegistry(builtin_models(), lambda _project: [])
         self.time_text = _sqlite_utc_text
-        self.sql: list[str] = []
-        self.names: list[tuple[str, ...]] = []
-        for table, verb in (
-            (observations, "INSERT"),
-            (traces, "INSERT"),
-            (sessions, "INSERT OR IGNORE"),
-        ):
-            names = _upsert_sql_for(dialect, table, table is not sessions).names
-            self.names.append(names)
-            marks = ", ".join("?" * len(names))
-            self.sql.append(f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({marks})")
+        # Observations, traces, sessions: the writer's encoding of each, and a plain insert.
+        tables = ((observations, "INSERT"), (traces, "INSERT"), (sessions, "INSERT OR IGNORE"))
+        upserts = [_upsert_sql_for(dialect, table, table is not sessions) for table, _ in tables]
+        self.names = [upsert.names for upsert in upserts]
+        self.sql = [
+            f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            for (table, verb), names in zip(tables, self.names, strict=True)
+        ]
         # Per body: its observation, trace and session rows as parameter lists.
         self.templates: list[tuple[list[list[Any]], ...]] = []
         for body in bodies:
             events = [("bench", e) for e in decode_protobuf(body).events]
             prepared = prepare_events(events, models, dialect)
             trace_rows = list(prepared.rows["trace"].values())
-            params = []
-            for table, rows in (
-                (observations, list(prepared.rows["observation"].values())),
-                (traces, trace_rows),
-                (sessions, session_rows(trace_rows, prepared.now)),
-            ):
-                upsert = _upsert_sql_for(dialect, table, table is not sessions)
-                params.append([upsert.params(row) for row in rows])
-            self.templates.append(tuple(params))
+            rows = (
+                list(prepared.rows["observation"].values()),
+                trace_rows,
+                session_rows(trace_rows, prepared.now),
+            )
+            self.templates.append(
+                tuple(
+                    [upsert.params(row) for row in table_rows]
+                    for upsert, table_rows in zip(upserts, rows, strict=True)
+                )
+            )
         obs, trc = self.names[0], self.names[1]
         self.obs_at = {
             k: obs.index(k) for k in ("id", "trace_id", "parent_observation_id", "start_time")
