@@ -1,10 +1,13 @@
-"""Builders of Langfuse ingestion events, as the SDKs send them."""
+"""Builders of Langfuse ingestion events, as the SDKs send them, and of test settings."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from tracehouse.config import Settings
 
 BASE_TIME = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 
@@ -23,3 +26,15 @@ def event(
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def settings_with_key(data_dir: Path, public_key: str, secret_key: str) -> Settings:
+    """Settings of a fresh store whose start creates organization "org", project "proj" and
+    this API key (Langfuse's headless initialisation)."""
+    return Settings(
+        data_dir=data_dir,
+        LANGFUSE_INIT_ORG_ID="org",
+        LANGFUSE_INIT_PROJECT_ID="proj",
+        LANGFUSE_INIT_PROJECT_PUBLIC_KEY=public_key,
+        LANGFUSE_INIT_PROJECT_SECRET_KEY=secret_key,
+    )

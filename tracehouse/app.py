@@ -32,7 +32,8 @@ from .api import (
 )
 from .api import score_configs as score_config_api
 from .api import webhooks as webhook_api
-from .api.deps import Services, json_response
+from .api.deps import Services, error_response, json_response
+from .api.fastpath import IngestFastPath
 from .api.mcp import mount as mount_mcp
 from .auth.keys import Authenticator
 from .auth.limits import PublicKeyLimiter
@@ -57,7 +58,7 @@ log = logging.getLogger("tracehouse")
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TracehouseError)
     async def _known(_request: Request, exc: TracehouseError) -> Response:
-        return json_response(exc.body(), exc.status, headers=exc.headers())
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
@@ -178,6 +179,7 @@ def create_app(
     app.state.webhook_job = webhook_job
     _install_error_handlers(app)
     app.add_middleware(prompts.PromptFastPath, services=services)
+    app.add_middleware(IngestFastPath, services=services)
     for module in (
         health,
         ingestion,

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.factories import settings_with_key
 from tracehouse.auth.keys import Authenticator
-from tracehouse.config import Settings
 from tracehouse.errors import Unauthorized
 from tracehouse.services.bootstrap import prepare_store
 from tracehouse.store.db import make_engine
@@ -28,13 +28,7 @@ def basic(public: str, secret: str) -> str:
 
 @pytest.fixture
 def engine(tmp_path):
-    settings = Settings(
-        data_dir=tmp_path,
-        LANGFUSE_INIT_ORG_ID="org",
-        LANGFUSE_INIT_PROJECT_ID="proj",
-        LANGFUSE_INIT_PROJECT_PUBLIC_KEY=PUBLIC,
-        LANGFUSE_INIT_PROJECT_SECRET_KEY=SECRET,
-    )
+    settings = settings_with_key(tmp_path, PUBLIC, SECRET)
     eng = make_engine(settings)
     prepare_store(eng, settings)
     yield eng

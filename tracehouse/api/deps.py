@@ -17,7 +17,7 @@ from ..auth.keys import Authenticator, Principal
 from ..auth.limits import PublicKeyLimiter
 from ..config import Settings
 from ..domain.events import Event
-from ..errors import Forbidden, InvalidInput, PayloadTooLarge
+from ..errors import Forbidden, InvalidInput, PayloadTooLarge, TracehouseError
 from ..jsontext import loads_strict
 from ..pricing.registry import ModelRegistry
 from ..services.prompts import PromptService
@@ -60,20 +60,30 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def any_principal(request: Request) -> Principal:
-    """Authenticate Basic pk:sk (full access) or Bearer pk (scores-only access)."""
-    auth: Authenticator = request.app.state.services.authenticator
-    header = request.headers.get("authorization")
+async def principal_of(auth: Authenticator, header: str | None) -> Principal:
+    """Authenticate Basic pk:sk (full access) or Bearer pk (scores-only access): from the
+    cache when it can, else checked in a worker thread."""
     principal = auth.cached(header)
     if principal is None:
         principal = await anyio.to_thread.run_sync(auth.authenticate, header)
     return principal
 
 
-async def project_principal(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+def require_project(principal: Principal) -> Principal:
+    """403 unless the credentials carry the secret key."""
     if principal.scope != "project":
         raise Forbidden("This route needs a secret key (HTTP Basic public_key:secret_key)")
     return principal
+
+
+async def any_principal(request: Request) -> Principal:
+    return await principal_of(
+        request.app.state.services.authenticator, request.headers.get("authorization")
+    )
+
+
+async def project_principal(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+    return require_project(principal)
 
 
 AnyPrincipal = Annotated[Principal, Depends(any_principal)]
@@ -89,6 +99,11 @@ def json_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def error_response(exc: TracehouseError) -> Response:
+    """The reply to a known error: its status, the error body and its headers."""
+    return json_response(exc.body(), exc.status, headers=exc.headers())
 
 
 async def read_body(request: Request, limit: int) -> bytes | bytearray:

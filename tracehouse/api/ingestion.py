@@ -6,8 +6,9 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ..auth.keys import Principal
 from ..ingest.batch import EventError, ParsedBatch, parse_batch, parse_envelope
-from .deps import AnyPrincipal, ServicesDep, json_response, parse_json, read_body
+from .deps import AnyPrincipal, Services, ServicesDep, json_response, parse_json, read_body
 from .score_configs import check_configured_scores
 from .scores import limit_public_key
 
@@ -22,10 +23,18 @@ def _parse(body: bytes | bytearray) -> ParsedBatch:
     return parse_batch(payload)
 
 
-@router.post("/api/public/ingestion")
+INGESTION_PATH = "/api/public/ingestion"
+
+
+@router.post(INGESTION_PATH)
 async def ingest_batch(
     request: Request, services: ServicesDep, principal: AnyPrincipal
 ) -> Response:
+    return await ingest(request, services, principal)
+
+
+async def ingest(request: Request, services: Services, principal: Principal) -> Response:
+    """The route's work, also run by ``IngestFastPath`` (fastpath.py) without the routing."""
     limit_public_key(request, services, principal)  # Bearer (public key alone) only
     body = await read_body(request, services.settings.max_body_bytes)
     if len(body) <= _INLINE_PARSE_BYTES:

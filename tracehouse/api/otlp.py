@@ -10,12 +10,14 @@ from fastapi.responses import Response
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ..auth.keys import Principal
 from ..errors import TracehouseError
 from ..ingest.otlp import DecodedExport, decode_json, decode_protobuf
-from .deps import ProjectPrincipal, ServicesDep, read_body
+from .deps import ProjectPrincipal, Services, ServicesDep, read_body
 
 router = APIRouter()
 
+TRACES_PATH = "/api/public/otel/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # From 5.0 the Python SDK JSON-encodes every metadata attribute value it writes, on its own
@@ -45,10 +47,15 @@ def _reply(decoded: DecodedExport, media_type: str) -> Response:
     return Response(json_format.MessageToJson(message, indent=None), media_type=JSON)
 
 
-@router.post("/api/public/otel/v1/traces")
+@router.post(TRACES_PATH)
 async def export_traces(
     request: Request, services: ServicesDep, principal: ProjectPrincipal
 ) -> Response:
+    return await export(request, services, principal)
+
+
+async def export(request: Request, services: Services, principal: Principal) -> Response:
+    """The route's work, also run by ``IngestFastPath`` (fastpath.py) without the routing."""
     content_type = request.headers.get("content-type", "").lower()
     if PROTOBUF in content_type:
         media_type, decode = PROTOBUF, decode_protobuf
