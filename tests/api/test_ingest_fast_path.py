@@ -1,9 +1,9 @@
 """IngestFastPath: the ingestion routes' work without routing, with the routes' own replies.
 
 POSTs to /api/public/ingestion and /api/public/otel/v1/traces are taken before routing and
-dependency resolution; what they answer is pinned here against what the routes answer, and
-the authentication they run (cache, refresh before expiry, secret key only for OTLP) is the
-routes' own.
+dependency resolution; what they answer is pinned here against what the routes answer, and the
+authentication they run (cache, refresh before expiry, secret key only for OTLP) is the routes'
+own. An unexpected error still reaches the app's server-error handling.
 """
 
 from __future__ import annotations
@@ -123,3 +123,26 @@ def test_credentials_close_to_expiry_are_checked_again(client):
     headers = {**BASIC, "Content-Type": "application/x-protobuf"}
     assert client.post(OTLP, content=_export(b"\x04" * 16), headers=headers).status_code == 200
     assert auth.checks == 2  # fresh again: from the cache
+
+
+class _BrokenWriter:
+    """A write path that fails as a bug would."""
+
+    async def write(self, *_args: object) -> None:
+        raise RuntimeError("boom")
+
+
+def test_an_unexpected_error_is_a_json_500_and_reaches_the_server(client, caplog):
+    services = client.app.state.services
+    writer, services.writer = services.writer, _BrokenWriter()
+    batch = {"batch": [event("trace-create", {"id": new_id()})]}
+    try:
+        with pytest.raises(RuntimeError, match="boom"):  # raised on, as the app raises it
+            client.post(INGESTION, json=batch, headers=BASIC)
+        quiet = TestClient(client.app, raise_server_exceptions=False)
+        r = quiet.post(INGESTION, json=batch, headers=BASIC)
+        assert r.status_code == 500
+        assert r.json() == {"message": "Internal Server Error", "error": "InternalServerError"}
+        assert "unhandled error on POST /api/public/ingestion" in caplog.text
+    finally:
+        services.writer = writer
