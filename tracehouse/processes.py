@@ -184,13 +184,16 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
         process.start()
         return process
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop_all() -> None:
         for process in processes:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        stop_all()
 
     processes = [start(slot) for slot in range(workers)]
     probe.close()  # the processes hold the port now
@@ -206,8 +209,13 @@ def run_workers(workers: int, config_kwargs: dict[str, Any]) -> int:
                         process.exitcode,
                     )
                     time.sleep(_RESTART_PAUSE_S)
+                    if stopping:  # a stop came during the pause: nothing to restart
+                        break
                     counts[i] = 0
                     processes[i] = start(i)
+        # A process started while the signal was handled would have missed it (uvicorn takes
+        # a repeated SIGTERM as the same request to stop).
+        stop_all()
         for process in processes:
             process.join()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,38 @@ def _established(pid: int, port: int) -> int:
     return sum(
         c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in _connections(pid)
     )
+
+
+def test_a_process_that_dies_is_replaced_and_a_stop_meanwhile_ends_them_all(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TRACEHOUSE_DATA_DIR": str(tmp_path / "data")}
+    log_path = tmp_path / "serve.log"
+    with serving(env, log_path, workers=2) as (url, proc):
+        port = int(urlsplit(url).port or 0)
+        first = _wait_listening(proc.pid, port, 2, log_path)
+        os.kill(first[0], signal.SIGKILL)
+        replaced = _wait_listening(proc.pid, port, 2, log_path, without=first[0])
+        assert first[0] not in replaced
+        assert httpx.get(f"{url}/api/public/health").status_code == 200
+        # Killed again, and the stop comes while serve waits to start its replacement.
+        os.kill(replaced[0], signal.SIGKILL)
+        time.sleep(0.5)  # serve looks every 0.2 s, then waits 1 s before starting another
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)  # it used to start the replacement anyway and wait for it forever
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, log_path.read_text()
+        assert "exited with code -9; starting a new one" in log_path.read_text()
+
+
+def _wait_listening(
+    parent: int, port: int, count: int, log_path: Path, without: int | None = None
+) -> list[int]:
+    deadline = time.monotonic() + 60
+    while True:
+        processes = _listening(parent, port)
+        if len(processes) >= count and without not in processes:
+            return processes
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)

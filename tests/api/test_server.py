@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import event, new_id
 from tests.serving import free_port, stop, wait_until_healthy
+from tests.unit.test_writer_checkpoints import wal_index_held_by_others
 
 pytestmark = pytest.mark.slow
 
@@ -177,3 +179,20 @@ def test_migrate_command_and_readiness_on_postgres(tmp_path):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_the_running_server_keeps_its_hold_on_the_wal_index(tmp_path):
+    """Every process with the database open holds SQLite's shared lock on the WAL index; a
+    connection that finds none truncates the index to build it anew. The server's checkpointer
+    reads the index every second: it used to drop the process's locks on it by doing so, and
+    then any other connection (another API process's, `sqlite3` on the file) truncated the index
+    under the server's mapping of it, which killed API processes with SIGBUS under load."""
+    env = _env(tmp_path, **INIT)
+    auth = _auth(INIT["LANGFUSE_INIT_PROJECT_PUBLIC_KEY"], INIT["LANGFUSE_INIT_PROJECT_SECRET_KEY"])
+    with server(env) as (url, proc):
+        batch = [event("trace-create", {"id": new_id(), "name": "held"})]
+        r = httpx.post(url + "/api/public/ingestion", headers=auth, json={"batch": batch})
+        assert r.status_code == 207
+        time.sleep(2.5)  # the checkpointer has looked at the index twice or more
+        assert wal_index_held_by_others(str(tmp_path / "tracehouse.db-shm"))
+        assert proc.poll() is None

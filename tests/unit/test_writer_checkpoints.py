@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -145,6 +147,46 @@ def test_the_backlog_is_read_from_the_wal_index(tmp_path: Path) -> None:
     other = tmp_path / "other-shm"
     other.write_bytes(b"\x01" * 200)
     assert _wal_backlog_bytes(str(other)) is None
+
+
+# SQLite's "dead man switch" in the WAL index: every process with the database open holds a
+# shared POSIX lock on this byte; a connection that can lock it exclusively takes the index for
+# abandoned and truncates it to build it anew.
+_WAL_INDEX_DMS_BYTE = 128
+_DMS_PROBE = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+    "try:\n"
+    "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
+    "except OSError:\n"
+    "    sys.exit(3)\n"
+)
+
+
+def wal_index_held_by_others(shm: str) -> bool:
+    """Whether another process than the probe's holds the WAL index (its shared DMS lock)."""
+    probe = [sys.executable, "-c", _DMS_PROBE, shm, str(_WAL_INDEX_DMS_BYTE)]
+    return subprocess.run(probe, check=False).returncode == 3
+
+
+def test_reading_the_backlog_keeps_sqlites_locks_on_the_wal_index(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, and
+    SQLite keeps its WAL locks on the index: the backlog is read through SQLite's descriptor.
+    With a descriptor of its own the reading dropped them all, and another process's next
+    connection truncated the index under this one's mapping of it (SIGBUS under load)."""
+    db = tmp_path / "x.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (b BLOB)")
+    conn.commit()
+    shm = f"{db}-shm"
+    assert wal_index_held_by_others(shm)
+    descriptors = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        assert _wal_backlog_bytes(shm) is not None
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # none opened, none closed
+    assert wal_index_held_by_others(shm)
+    conn.close()
 
 
 def test_one_process_at_a_time_checkpoints_a_shared_file(tmp_path: Path) -> None:

@@ -479,14 +479,24 @@ _WAL_FRAME_HEADER = 24
 
 def _wal_backlog_bytes(shm_path: str) -> int | None:
     """Bytes of log that no checkpoint has copied yet, read from the WAL index ``shm_path``;
-    None when it cannot be read (no such file yet, a writer between the two copies of the
-    header, another format)."""
+    None when it cannot be read (no descriptor of it open in this process, a writer between the
+    two copies of the header, another format).
+
+    Read through the descriptor SQLite has open on the index, never through one of our own:
+    closing any descriptor of the file drops every POSIX lock this process holds on it, and
+    SQLite keeps its WAL locks there. Without them, another process's connection took the index
+    for abandoned, truncated it to start it anew and made this process's mapping of it fault
+    (SIGBUS: an API process died so under load, fourteenth session in bench/README.md).
+    """
+    fd = _open_descriptors(shm_path).get(shm_path)
+    if fd is None:
+        return None
     try:
-        with open(shm_path, "rb", buffering=0) as f:
-            head = f.read(100)
+        head = os.pread(fd, 100, 0)
+        same = os.fstat(fd).st_ino == os.stat(shm_path).st_ino  # not closed and reused since
     except OSError:
         return None
-    if len(head) < 100 or head[:48] != head[48:96]:
+    if not same or len(head) < 100 or head[:48] != head[48:96]:
         return None
     version, _change, initialised, page_size, max_frame = _WAL_INDEX.unpack_from(head)
     if version != _WAL_INDEX_VERSION or not initialised:
@@ -496,27 +506,27 @@ def _wal_backlog_bytes(shm_path: str) -> int | None:
     return max(0, max_frame - backfilled) * (page_size + _WAL_FRAME_HEADER)
 
 
-def _sync_open_files(*paths: str) -> None:
-    """``fdatasync`` each of the files ``paths`` through a descriptor this process already has
-    open on it (Linux: ``/proc/self/fd``, listed once); nothing for a file with none, nor where
-    there is no such listing.
+def _open_descriptors(*paths: str) -> dict[str, int]:
+    """For each of the files ``paths`` that this process has open, one of its descriptors
+    (Linux: ``/proc/self/fd``, listed once); none where there is no such listing.
 
-    Only ever an early sync: SQLite still makes every sync its safety needs. No descriptor is
-    opened here because closing any descriptor of a database file drops all the POSIX locks
-    this process holds on it, SQLite's included.
+    No descriptor is opened here: closing any descriptor of a database file (or of its WAL
+    index) drops all the POSIX locks this process holds on it, SQLite's included. A descriptor
+    found here stays SQLite's: use it at once, and never close it.
     """
-    wanted = set()
+    wanted: dict[tuple[int, int], str] = {}
     for path in paths:
         with contextlib.suppress(OSError):
             found = os.stat(path)
-            wanted.add((found.st_dev, found.st_ino))
+            wanted[(found.st_dev, found.st_ino)] = path
+    out: dict[str, int] = {}
+    if not wanted:
+        return out
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
-        return
+        return out
     for name in names:
-        if not wanted:
-            return
         try:
             fd = int(name)
             found = os.fstat(fd)
@@ -524,9 +534,21 @@ def _sync_open_files(*paths: str) -> None:
             continue
         key = (found.st_dev, found.st_ino)
         if key in wanted:
-            wanted.discard(key)
-            with contextlib.suppress(OSError):
-                os.fdatasync(fd)  # a sync reaches the file, whichever descriptor it goes by
+            out[wanted.pop(key)] = fd
+            if not wanted:
+                break
+    return out
+
+
+def _sync_open_files(*paths: str) -> None:
+    """``fdatasync`` each of the files ``paths`` through a descriptor this process already has
+    open on it (``_open_descriptors``); nothing for a file with none.
+
+    Only ever an early sync: SQLite still makes every sync its safety needs.
+    """
+    for fd in _open_descriptors(*paths).values():
+        with contextlib.suppress(OSError):
+            os.fdatasync(fd)  # a sync reaches the file, whichever descriptor it goes by
 
 
 def _sqlite_file(engine: Engine) -> str | None:
