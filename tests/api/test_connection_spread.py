@@ -56,12 +56,7 @@ def test_the_processes_of_serve_end_up_with_even_shares(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     with serving(env, log_path, workers=2) as (url, proc):
         port = int(urlsplit(url).port or 0)
-        deadline = time.monotonic() + 60
-        processes = _listening(proc.pid, port)
-        while len(processes) < 2:  # the second process may still be starting
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
-            processes = _listening(proc.pid, port)
+        processes = _wait_listening(proc.pid, port, 2, log_path)  # the second may be starting
         limits = httpx.Limits(max_connections=1)
         clients = [httpx.Client(base_url=url, limits=limits) for _ in range(12)]
         try:
@@ -130,6 +125,8 @@ def test_a_process_that_dies_is_replaced_and_a_stop_meanwhile_ends_them_all(
 def _wait_listening(
     parent: int, port: int, count: int, log_path: Path, without: int | None = None
 ) -> list[int]:
+    """The API processes once ``count`` of them listen (and not ``without``); fails after 60 s
+    with serve's log."""
     deadline = time.monotonic() + 60
     while True:
         processes = _listening(parent, port)

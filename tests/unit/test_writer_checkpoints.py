@@ -10,13 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 
+from tests.unit.test_writer_lock_wait import byte_locked_by_another_process
 from tracehouse.config import Settings
 from tracehouse.ingest.pipeline import CHECKPOINT_TURN_SUFFIX, Writer, _wal_backlog_bytes
 from tracehouse.store.db import make_engine
@@ -153,20 +152,11 @@ def test_the_backlog_is_read_from_the_wal_index(tmp_path: Path) -> None:
 # shared POSIX lock on this byte; a connection that can lock it exclusively takes the index for
 # abandoned and truncates it to build it anew.
 _WAL_INDEX_DMS_BYTE = 128
-_DMS_PROBE = (
-    "import fcntl, os, sys\n"
-    "fd = os.open(sys.argv[1], os.O_RDWR)\n"
-    "try:\n"
-    "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
-    "except OSError:\n"
-    "    sys.exit(3)\n"
-)
 
 
 def wal_index_held_by_others(shm: str) -> bool:
     """Whether another process than the probe's holds the WAL index (its shared DMS lock)."""
-    probe = [sys.executable, "-c", _DMS_PROBE, shm, str(_WAL_INDEX_DMS_BYTE)]
-    return subprocess.run(probe, check=False).returncode == 3
+    return byte_locked_by_another_process(shm, _WAL_INDEX_DMS_BYTE)
 
 
 def test_reading_the_backlog_keeps_sqlites_locks_on_the_wal_index(tmp_path: Path) -> None:

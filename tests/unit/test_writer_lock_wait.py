@@ -110,18 +110,26 @@ def test_the_early_sync_keeps_the_posix_locks_of_the_process(tmp_path: Path) -> 
         before = _open_descriptors()
         _sync_open_files(str(path), str(tmp_path / "not-open"))  # no such file: nothing to do
         assert _open_descriptors() == before
-        probe = (
-            "import fcntl, os, sys\n"
-            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
-            "try:\n"
-            "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 100)\n"
-            "except OSError:\n"
-            "    sys.exit(3)\n"
-        )
-        taken = subprocess.run([sys.executable, "-c", probe, str(path)], check=False)
-        assert taken.returncode == 3  # the lock is still this process's
+        assert byte_locked_by_another_process(str(path), 100)  # still this process's lock
     finally:
         os.close(fd)
+
+
+_LOCK_PROBE = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+    "try:\n"
+    "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
+    "except OSError:\n"
+    "    sys.exit(3)\n"
+)
+
+
+def byte_locked_by_another_process(path: str, offset: int) -> bool:
+    """Whether another process than a new probe holds a POSIX lock on byte ``offset`` of
+    ``path`` (the probe, a process of its own, tries to lock it exclusively)."""
+    probe = [sys.executable, "-c", _LOCK_PROBE, path, str(offset)]
+    return subprocess.run(probe, check=False).returncode == 3
 
 
 def _open_descriptors() -> list[str] | None:
