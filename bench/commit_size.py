@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -31,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_facts, positive_numbers, print_machine  # noqa: E402
 from ingest_otlp import BodyFactory  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
 
 from tracehouse.config import Settings  # noqa: E402
 from tracehouse.ingest.otlp import decode_protobuf  # noqa: E402
+from tracehouse.ingest.pipeline import _wal_backlog_bytes  # noqa: E402
 from tracehouse.pricing.builtin import builtin_models  # noqa: E402
 from tracehouse.pricing.registry import ModelRegistry  # noqa: E402
 from tracehouse.store.db import make_engine, migrate  # noqa: E402
@@ -42,10 +45,28 @@ from tracehouse.store.projects import ensure_organization, ensure_project  # noq
 from tracehouse.store.writes import commit_prepared, prepare_events  # noqa: E402
 
 PROJECT_ID = "bench-project"
+# A statement's step: what it does to which table ("SELECT id FROM observations ..." -> "lookup
+# observations", "INSERT INTO traces ..." -> "insert traces").
+_STATEMENT = re.compile(r"^\s*(SELECT|INSERT)\b.*?\b(?:FROM|INTO)\s+(\w+)", re.S | re.I)
+_VERBS = {"select": "lookup", "insert": "insert"}
+COMMIT_STEP = "COMMIT"  # writing the transaction's pages to the log
+REST_STEP = "the rest"  # commit_prepared's own Python work between its statements
+
+
+def step_of(statement: str) -> str:
+    """The step a statement of ``commit_prepared`` belongs to (see ``_STATEMENT``)."""
+    match = _STATEMENT.match(statement)
+    if match is None:
+        return statement.split(None, 1)[0].lower() if statement.strip() else "other"
+    return f"{_VERBS[match.group(1).lower()]} {match.group(2)}"
 
 
 class Store:
-    """A fresh store and one connection kept open, set up as the server's writer sets its own."""
+    """A fresh store and one connection kept open, set up as the server's writer sets its own.
+
+    ``steps``: CPU seconds of the timed commits by step (``step_of``, ``COMMIT_STEP``,
+    ``REST_STEP``), summed until ``take_steps`` hands them over.
+    """
 
     def __init__(self, data_dir: Path, traces_per_request: int) -> None:
         self.engine: Engine = make_engine(Settings(data_dir=data_dir))
@@ -53,12 +74,31 @@ class Store:
         with self.engine.begin() as conn:
             ensure_organization(conn, "bench-org", "bench")
             ensure_project(conn, PROJECT_ID, "bench-org", "bench")
-        self.wal = data_dir / "tracehouse.db-wal"
+        self.shm = data_dir / "tracehouse.db-shm"
         self.conn: Connection = self.engine.connect()
         self.conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
         self.conn.commit()
         self.models = ModelRegistry(builtin_models(), lambda _project: [])
         self.factory = BodyFactory(traces_per_request)
+        self.steps: dict[str, float] = {}
+        self._statement_started = 0.0
+        self._timing = False
+        event.listen(self.engine, "before_cursor_execute", self._before_statement)
+        event.listen(self.engine, "after_cursor_execute", self._after_statement)
+
+    def _before_statement(self, *_args: Any) -> None:
+        self._statement_started = time.thread_time()
+
+    def _after_statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self._timing:
+            self._add(step_of(statement), time.thread_time() - self._statement_started)
+
+    def _add(self, step: str, seconds: float) -> None:
+        self.steps[step] = self.steps.get(step, 0.0) + seconds
+
+    def take_steps(self) -> dict[str, float]:
+        steps, self.steps = self.steps, {}
+        return steps
 
     def store(self, spans: int) -> tuple[float, float, int]:
         """Store at least ``spans`` new spans in one transaction: (wall s, CPU s, spans)."""
@@ -71,14 +111,36 @@ class Store:
             stored += sum(1 for e in decoded if e.kind == "observation")
         prepared = prepare_events(events, self.models, self.engine.dialect)
         wall, cpu = time.perf_counter(), time.thread_time()
-        with self.conn.begin():
+        before = sum(self.steps.values())
+        transaction = self.conn.begin()
+        self._timing = True
+        try:
             commit_prepared(self.conn, prepared, self.models)
-        return time.perf_counter() - wall, time.thread_time() - cpu, stored
+        except BaseException:
+            transaction.rollback()
+            raise
+        finally:
+            self._timing = False
+        statements_done = time.thread_time()
+        transaction.commit()
+        done = time.thread_time()
+        self._add(COMMIT_STEP, done - statements_done)
+        statements = sum(self.steps.values()) - before - (done - statements_done)
+        self._add(REST_STEP, statements_done - cpu - statements)
+        return time.perf_counter() - wall, done - cpu, stored
 
     def checkpoint(self) -> int:
-        """Copy the log into the database and empty it; the bytes it held."""
-        held = self.wal.stat().st_size if self.wal.exists() else 0
-        self.conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Copy the log into the database, as the server's checkpointer does; the bytes of log
+        it copied.
+
+        The log file keeps its size, as the server's does (``ingest/pipeline.py``): the next
+        commit writes the log from its start again, over blocks the file already has. A log
+        emptied to nothing (``TRUNCATE``) made the file system allocate the file anew for each
+        round, which added 5–6 µs per span to every ``COMMIT`` (fifteenth session in
+        bench/README.md). So the log's length comes from the WAL index, as the server reads it.
+        """
+        held = _wal_backlog_bytes(str(self.shm)) or 0
+        self.conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         self.conn.commit()
         return held
 
@@ -90,6 +152,7 @@ class Store:
 def measure(store: Store, size: int, spans: int, checkpoint_spans: int) -> dict[str, Any]:
     wall = cpu = 0.0
     done = since = logged = commits = 0
+    store.take_steps()
     while done < spans:
         w, c, n = store.store(size)
         wall, cpu, done, since, commits = wall + w, cpu + c, done + n, since + n, commits + 1
@@ -97,12 +160,14 @@ def measure(store: Store, size: int, spans: int, checkpoint_spans: int) -> dict[
             logged += store.checkpoint()
             since = 0
     logged += store.checkpoint()
+    steps = sorted(store.take_steps().items(), key=lambda item: -item[1])
     return {
         "size": size,
         "commits": commits,
         "spans": done,
         "wall_us_per_span": round(wall / done * 1e6, 1),
         "cpu_us_per_span": round(cpu / done * 1e6, 1),
+        "cpu_us_per_span_by_step": {step: round(s / done * 1e6, 1) for step, s in steps},
         "log_kib_per_span": round(logged / done / 1024, 2),
     }
 
@@ -156,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                             f"CPU {row['cpu_us_per_span']:6.1f} µs  "
                             f"log {row['log_kib_per_span']:5.1f} KiB  per span"
                         )
+                        by_step = ", ".join(
+                            f"{step} {us:.1f}"
+                            for step, us in row["cpu_us_per_span_by_step"].items()
+                        )
+                        print(f"{'':24}CPU by step (µs per span): {by_step}")
             db_bytes = os.path.getsize(Path(tmp) / "tracehouse.db")
         finally:
             store.close()

@@ -1,6 +1,7 @@
 """``bench/commit_size.py`` runs end to end on a small store: every size is stored in commits of
-that size, its figures are filled in, and a larger commit appends less log per span (each index
-page a commit touches is logged once per commit). Its refused arguments: test_bench_arguments.py."""
+that size, its figures are filled in (the CPU split by step adds up to the whole), and a larger
+commit appends less log per span (each index page a commit touches is logged once per commit).
+Its refused arguments: test_bench_arguments.py."""
 
 from __future__ import annotations
 
@@ -30,4 +31,32 @@ def test_it_measures_each_size(capsys: pytest.CaptureFixture[str]) -> None:
         assert row["wall_us_per_span"] > 0
         assert row["cpu_us_per_span"] > 0
         assert row["log_kib_per_span"] > 0
+        steps = row["cpu_us_per_span_by_step"]
+        for step in ("lookup observations", "insert observations", "insert traces", "COMMIT"):
+            assert steps[step] > 0, step
+        assert "the rest" in steps
+        assert sum(steps.values()) == pytest.approx(row["cpu_us_per_span"], abs=0.1 * len(steps))
     assert rows[300]["log_kib_per_span"] < rows[100]["log_kib_per_span"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "step"),
+    [
+        (
+            "SELECT id FROM observations WHERE project_id = ? AND id IN (?, ?)",
+            "lookup observations",
+        ),
+        (
+            "INSERT INTO traces (project_id, id) VALUES (?, ?), (?, ?) ON CONFLICT ...",
+            "insert traces",
+        ),
+        ("insert into sessions (project_id, id)\nVALUES (?, ?)", "insert sessions"),
+        (
+            "SELECT observations.id, observations.name \nFROM observations WHERE 1",
+            "lookup observations",
+        ),
+        ("PRAGMA wal_checkpoint(PASSIVE)", "pragma"),
+    ],
+)
+def test_statements_are_named_by_what_they_do_to_which_table(statement: str, step: str) -> None:
+    assert commit_size.step_of(statement) == step

@@ -659,6 +659,9 @@ class PreparedBatch:
     first_seen: dict[EntityRef, datetime]
     rows: dict[str, dict[EntityRef, dict[str, Any]]]
     observation_params: list[list[Any]] | None = None
+    # The trace rows' upsert parameters by trace (their packed values: Zstandard frames). A
+    # trace merged again on top of its stored row has none here; it is encoded at the write.
+    trace_params: dict[EntityRef, list[Any]] | None = None
     dialect: str | None = None
 
 
@@ -740,11 +743,15 @@ def prepare_events(
     _merge_all(prepared, merger)
     for kind in ("trace", "observation", "score"):
         prepared.rows[kind] = merger.rows(kind)
-    if dialect is not None and prepared.rows["observation"]:
+    if dialect is not None:
         upsert = _upsert_sql_for(dialect, TABLE_BY_KIND["observation"], True)
         prepared.observation_params = [
             upsert.params(row) for row in prepared.rows["observation"].values()
         ]
+        upsert = _upsert_sql_for(dialect, traces, True)
+        prepared.trace_params = {
+            ref: upsert.params(row) for ref, row in prepared.rows["trace"].items()
+        }
         prepared.dialect = dialect.name
     return prepared
 
@@ -773,8 +780,13 @@ def commit_prepared(
         if stored:  # merged again on top of what is stored; the others stay as prepared
             merger.merge(kind, {ref: grouped[ref] for ref in stored}, stored)
             prepared.rows[kind].update(merger.rows(kind))
-    params = prepared.observation_params if prepared.dialect == conn.dialect.name else None
-    _write_rows(conn, prepared, params)
+            if kind == "trace" and prepared.trace_params is not None:
+                for ref in stored:
+                    prepared.trace_params.pop(ref, None)
+    if prepared.dialect == conn.dialect.name:
+        _write_rows(conn, prepared, prepared.observation_params, prepared.trace_params)
+    else:
+        _write_rows(conn, prepared, None)
 
 
 def _merge_with_stored(
@@ -800,10 +812,27 @@ def _merge_with_stored(
 
 
 def _write_rows(
-    conn: Connection, prepared: PreparedBatch, observation_params: list[list[Any]] | None
+    conn: Connection,
+    prepared: PreparedBatch,
+    observation_params: list[list[Any]] | None,
+    trace_params: dict[EntityRef, list[Any]] | None = None,
 ) -> None:
+    """Write the prepared rows; ``observation_params``, ``trace_params``: parameters encoded
+    before the transaction for this connection's dialect (a trace missing from
+    ``trace_params`` is encoded here)."""
     trace_rows = list(prepared.rows["trace"].values())
-    _upsert(conn, traces, trace_rows)
+    if trace_params is None:
+        _upsert(conn, traces, trace_rows)
+    else:
+        upsert = _upsert_sql(conn, traces, True)
+        _upsert_params(
+            conn,
+            upsert,
+            [
+                trace_params.get(ref) or upsert.params(row)
+                for ref, row in prepared.rows["trace"].items()
+            ],
+        )
     _link_prompts(conn, prepared, observation_params)
     if observation_params is not None:
         _upsert_params(
