@@ -123,10 +123,10 @@ class Store:
         finally:
             self._timing = False
         statements_done = time.thread_time()
+        statements = sum(self.steps.values()) - before
         transaction.commit()
         done = time.thread_time()
         self._add(COMMIT_STEP, done - statements_done)
-        statements = sum(self.steps.values()) - before - (done - statements_done)
         self._add(REST_STEP, statements_done - cpu - statements)
         return time.perf_counter() - wall, done - cpu, stored
 

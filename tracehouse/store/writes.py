@@ -821,18 +821,13 @@ def _write_rows(
     before the transaction for this connection's dialect (a trace missing from
     ``trace_params`` is encoded here)."""
     trace_rows = list(prepared.rows["trace"].values())
-    if trace_params is None:
-        _upsert(conn, traces, trace_rows)
-    else:
-        upsert = _upsert_sql(conn, traces, True)
-        _upsert_params(
-            conn,
-            upsert,
-            [
-                trace_params.get(ref) or upsert.params(row)
-                for ref, row in prepared.rows["trace"].items()
-            ],
-        )
+    upsert = _upsert_sql(conn, traces, True)
+    encoded = trace_params or {}
+    _upsert_params(
+        conn,
+        upsert,
+        [encoded.get(ref) or upsert.params(row) for ref, row in prepared.rows["trace"].items()],
+    )
     _link_prompts(conn, prepared, observation_params)
     if observation_params is not None:
         _upsert_params(
