@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
+from .observations import get_observation
 from .schema import comments, observations, prompts, sessions, traces
 
 COMMENT_OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION", "PROMPT")
@@ -26,6 +27,8 @@ _OBJECT_TABLES = {
 
 def object_exists(conn: Connection, project_id: str, object_type: str, object_id: str) -> bool:
     """Whether the project has a ``object_type`` (TRACE|OBSERVATION|SESSION|PROMPT) of that id."""
+    if object_type == "OBSERVATION":
+        return get_observation(conn, project_id, object_id) is not None
     table = _OBJECT_TABLES[object_type]
     found = conn.execute(
         select(table.c.id).where(table.c.project_id == project_id, table.c.id == object_id).limit(1)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from . import observation_ids
 from .filters import KIND_TYPES, FilterColumn, compile_conditions, raw_json_text
 from .schema import observations, traces
 from .sql import seconds_between
@@ -185,5 +186,10 @@ def get_observation(
     conn: Connection, project_id: str, observation_id: str
 ) -> dict[str, Any] | None:
     stmt = select(o).where(o.c.project_id == project_id, o.c.id == observation_id)
+    if observation_ids.uses_id_log(conn):  # no index on ids: found through the trace
+        trace_id = observation_ids.trace_of(conn, project_id, observation_id)
+        if trace_id is None:
+            return None
+        stmt = stmt.where(o.c.trace_id == trace_id)
     row = conn.execute(stmt).mappings().first()
     return dict(row) if row else None
