@@ -200,11 +200,9 @@ def test_projects_keep_their_own_ids(engines):
     assert read(a, "o1", "p3") is None
 
 
-def test_the_writer_merges_once_enough_ids_gathered(folder, monkeypatch):
-    monkeypatch.setattr(observation_ids, "MERGE_AT", 50)
-    monkeypatch.setattr(observation_ids, "MERGE_CHUNK", 8)
+def test_the_writer_merges_once_enough_ids_gathered(folder):
     engine = make_engine(Settings(data_dir=folder))
-    writer = Writer(engine, max_queue_events=10_000, max_batch_events=1_000)
+    writer = Writer(engine, max_queue_events=10_000, max_batch_events=1_000, id_merge_at=50)
     writer.start()
     try:
         for i in range(12):

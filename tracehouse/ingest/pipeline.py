@@ -96,8 +96,10 @@ class Writer:
         max_batch_events: int,
         models: ModelRegistry | None = None,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
+        id_merge_at: int = observation_ids.MERGE_AT,
     ) -> None:
         self._engine = engine
+        self._id_merge_at = id_merge_at
         self._checkpoint_wal_bytes = checkpoint_wal_bytes
         self._models = models
         self._max_queue = max_queue_events
@@ -263,7 +265,9 @@ class Writer:
         self.commits += 1
         self.events_written += sum(len(j.events) for j in jobs)
         self._checkpoint_wake.set()
-        if self._id_merger is not None and observation_ids.merge_due(self._engine):
+        if self._id_merger is not None and observation_ids.merge_due(
+            self._engine, self._id_merge_at
+        ):
             self._id_merge_wake.set()
         return [called.get(id(job)) for job in jobs]
 
@@ -436,16 +440,13 @@ class Writer:
                 # does. Synced here, before the lock, that pass syncs only what it copies
                 # itself (a third less time under the writers' lock, bench/README.md).
                 _sync_open_files(wal.removesuffix("-wal"), wal)
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                try:
+                with _holding(lock_fd):
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
                 self.checkpoints_finished_locked += 1
 
     def _id_merge_loop(self) -> None:
         """Merge the logged observation ids into their index once this process holds
-        ``observation_ids.MERGE_AT`` of them (checked after commits, and once a second), and
+        ``id_merge_at`` of them (checked after commits, and once a second), and
         drop from memory what a merge (this process's or another's) has covered. One
         process at a time (a turn, like the checkpointers'); each merge transaction holds the
         writers' lock. A merge cut short by a stop or a crash is only done again later."""
@@ -454,30 +455,22 @@ class Writer:
             lock_fd = self._open_lock_file()
             turn_fd = self._open_lock_file(ID_MERGE_TURN_SUFFIX)
 
-        @contextlib.contextmanager
-        def hold() -> Iterator[None]:
-            if lock_fd is None or fcntl is None:
-                yield
-                return
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_fd, fcntl.LOCK_UN)
-
         try:
             while not self._stopping.is_set():
                 self._id_merge_wake.wait(_ID_MERGE_POLL_S)
                 self._id_merge_wake.clear()
                 if self._stopping.is_set():
                     return
-                observation_ids.maintain(self._engine)
-                if not observation_ids.merge_due(self._engine):
+                observation_ids.maintain(self._engine, self._id_merge_at)
+                if not observation_ids.merge_due(self._engine, self._id_merge_at):
                     continue
                 try:
                     with self._checkpoint_turn(turn_fd, False) as mine:
                         if mine and observation_ids.merge(
-                            self._engine, hold, stopping=self._stopping.is_set
+                            self._engine,
+                            lambda: _holding(lock_fd),
+                            at=self._id_merge_at,
+                            stopping=self._stopping.is_set,
                         ):
                             self.id_merges += 1
                 except Exception:
@@ -531,6 +524,20 @@ class Writer:
     def _fail(job: _Job, exc: Exception) -> None:
         if not job.future.done():
             job.future.set_exception(exc)
+
+
+@contextlib.contextmanager
+def _holding(lock_fd: int | None) -> Iterator[None]:
+    """Hold the exclusive ``flock`` of ``lock_fd`` (a lock file's own open file; nothing to
+    hold without one)."""
+    if lock_fd is None or fcntl is None:
+        yield
+        return
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
 # The WAL index (https://www.sqlite.org/walformat.html), in the machine's byte order: two copies

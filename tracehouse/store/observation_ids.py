@@ -267,9 +267,10 @@ def pending(engine: Engine) -> int:
     return len(tail.entries) + len(tail.older)
 
 
-def merge_due(engine: Engine) -> bool:
+def merge_due(engine: Engine, at: int | None = None) -> bool:
+    """Whether a generation waits to be merged, or ``at`` (``MERGE_AT``) ids would make one."""
     tail = tail_of(engine)
-    return bool(tail.older) or len(tail.entries) >= MERGE_AT
+    return bool(tail.older) or len(tail.entries) >= (at or MERGE_AT)
 
 
 def maintain(engine: Engine, at: int | None = None) -> None:

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Select,
     and_,
     case,
     exists,
@@ -182,14 +183,21 @@ def observations_after(
     return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
+def where_id(
+    conn: Connection, stmt: Select[Any], project_id: str, observation_id: str
+) -> Select[Any] | None:
+    """``stmt`` (over the observations) limited to the one of that id in the project; on SQLite,
+    where the ids have no index, through its trace (None: no such observation)."""
+    stmt = stmt.where(o.c.project_id == project_id, o.c.id == observation_id)
+    if not observation_ids.uses_id_log(conn):
+        return stmt
+    trace_id = observation_ids.trace_of(conn, project_id, observation_id)
+    return None if trace_id is None else stmt.where(o.c.trace_id == trace_id)
+
+
 def get_observation(
     conn: Connection, project_id: str, observation_id: str
 ) -> dict[str, Any] | None:
-    stmt = select(o).where(o.c.project_id == project_id, o.c.id == observation_id)
-    if observation_ids.uses_id_log(conn):  # no index on ids: found through the trace
-        trace_id = observation_ids.trace_of(conn, project_id, observation_id)
-        if trace_id is None:
-            return None
-        stmt = stmt.where(o.c.trace_id == trace_id)
-    row = conn.execute(stmt).mappings().first()
+    stmt = where_id(conn, select(o), project_id, observation_id)
+    row = conn.execute(stmt).mappings().first() if stmt is not None else None
     return dict(row) if row else None

@@ -851,16 +851,12 @@ def _write_observations(
     stored: dict[EntityRef, dict[str, Any]],
 ) -> None:
     """Write the prepared observation rows (``params``: encoded before the transaction), over
-    the ``stored`` rows they were merged with. On SQLite the stored rows are deleted and all
-    rows inserted, and the ids that are new (or moved to another trace) are logged."""
+    the ``stored`` rows they were merged with: upserted on PostgreSQL; on SQLite the stored
+    rows are deleted, all rows inserted, and the ids that are new (or moved to another trace)
+    logged."""
     rows = prepared.rows["observation"]
-    if not observation_ids.uses_id_log(conn):
-        if params is not None:
-            _upsert_params(conn, _upsert_sql(conn, observations, True), params)
-        else:
-            _upsert(conn, observations, list(rows.values()))
-        return
-    if stored:
+    id_log = observation_ids.uses_id_log(conn)
+    if id_log and stored:
         conn.exec_driver_sql(
             "DELETE FROM observations WHERE project_id = ? AND trace_id = ? AND id = ?",
             [(project_id, row["trace_id"], obs_id) for (project_id, obs_id), row in stored.items()],
@@ -869,6 +865,8 @@ def _write_observations(
     if params is None:
         params = [insert.params(row) for row in rows.values()]
     _upsert_params(conn, insert, params)
+    if not id_log:
+        return
     logged = [
         (project_id, obs_id, row["trace_id"])
         for (project_id, obs_id), row in rows.items()
