@@ -11,24 +11,19 @@ database between the timed commits, every ``--checkpoint-spans`` spans. The size
     .venv/bin/python bench/commit_size.py
     .venv/bin/python bench/commit_size.py --preload 1000000 --sizes 300,1000 --json
 
-A span touches a page of each index on random ids (the trace's): a larger commit writes each
-such page once for more spans. Observation ids are logged and merged into their index in key
-order once ``observation_ids.MERGE_AT`` have gathered, as the server's id merger does; that merge
-is counted in the sizes' figures (as ``merge ids``) when it falls in their window. It never
-asserts anything.
+A span touches a page of each index on random ids (observation id, trace id): a larger commit
+writes each such page once for more spans. It never asserts anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +40,6 @@ from tracehouse.ingest.otlp import decode_protobuf  # noqa: E402
 from tracehouse.ingest.pipeline import _wal_backlog_bytes  # noqa: E402
 from tracehouse.pricing.builtin import builtin_models  # noqa: E402
 from tracehouse.pricing.registry import ModelRegistry  # noqa: E402
-from tracehouse.store import observation_ids  # noqa: E402
 from tracehouse.store.db import make_engine, migrate  # noqa: E402
 from tracehouse.store.projects import ensure_organization, ensure_project  # noqa: E402
 from tracehouse.store.writes import commit_prepared, prepare_events  # noqa: E402
@@ -57,7 +51,6 @@ _STATEMENT = re.compile(r"^\s*(SELECT|INSERT)\b.*?\b(?:FROM|INTO)\s+(\w+)", re.S
 _VERBS = {"select": "lookup", "insert": "insert"}
 COMMIT_STEP = "COMMIT"  # writing the transaction's pages to the log
 REST_STEP = "the rest"  # commit_prepared's own Python work between its statements
-MERGE_STEP = "merge ids"  # observation_ids.merge's transactions (its statements are not apart)
 
 
 def step_of(statement: str) -> str:
@@ -89,7 +82,6 @@ class Store:
         self.models = ModelRegistry(builtin_models(), lambda _project: [])
         self.factory = BodyFactory(traces_per_request)
         self.steps: dict[str, float] = {}
-        self.unlocked_cpu = 0.0  # CPU s of id merges outside their transactions
         self._statement_started = 0.0
         self._timing = False
         event.listen(self.engine, "before_cursor_execute", self._before_statement)
@@ -136,34 +128,7 @@ class Store:
         done = time.thread_time()
         self._add(COMMIT_STEP, done - statements_done)
         self._add(REST_STEP, statements_done - cpu - statements)
-        wall = time.perf_counter() - wall
-        observation_ids.committed(self.conn)  # as the server's writer does, after its lock
-        return wall, done - cpu, stored
-
-    def merge_ids(self) -> tuple[float, float]:
-        """Merge the logged observation ids into their index once the server's merger would:
-        the (wall s, CPU s) of its transactions, which hold the writers' lock as commits do,
-        counted as the step ``MERGE_STEP``. Its work outside them (sorting the ids) is added to
-        ``unlocked_cpu``."""
-        observation_ids.maintain(self.engine)
-        if not observation_ids.merge_due(self.engine):
-            return 0.0, 0.0
-        held = [0.0, 0.0]
-
-        @contextlib.contextmanager
-        def hold() -> Iterator[None]:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                yield
-            finally:
-                held[0] += time.perf_counter() - wall
-                held[1] += time.thread_time() - cpu
-
-        cpu = time.thread_time()
-        observation_ids.merge(self.engine, hold)
-        self.unlocked_cpu += time.thread_time() - cpu - held[1]
-        self._add(MERGE_STEP, held[1])
-        return held[0], held[1]
+        return time.perf_counter() - wall, done - cpu, stored
 
     def checkpoint(self) -> int:
         """Copy the log into the database, as the server's checkpointer does; the bytes of log
@@ -192,12 +157,9 @@ def measure(store: Store, size: int, spans: int, checkpoint_spans: int) -> dict[
     wall = cpu = 0.0
     done = since = logged = commits = 0
     store.take_steps()
-    store.unlocked_cpu = 0.0
     while done < spans:
         w, c, n = store.store(size)
         wall, cpu, done, since, commits = wall + w, cpu + c, done + n, since + n, commits + 1
-        w, c = store.merge_ids()
-        wall, cpu = wall + w, cpu + c
         if since >= checkpoint_spans:
             logged += store.checkpoint()
             since = 0
@@ -211,7 +173,6 @@ def measure(store: Store, size: int, spans: int, checkpoint_spans: int) -> dict[
         "cpu_us_per_span": round(cpu / done * 1e6, 1),
         "cpu_us_per_span_by_step": {step: round(s / done * 1e6, 1) for step, s in steps},
         "log_kib_per_span": round(logged / done / 1024, 2),
-        "merge_unlocked_cpu_us_per_span": round(store.unlocked_cpu / done * 1e6, 1),
     }
 
 
@@ -269,11 +230,6 @@ def main(argv: list[str] | None = None) -> int:
                             for step, us in row["cpu_us_per_span_by_step"].items()
                         )
                         print(f"{'':24}CPU by step (µs per span): {by_step}")
-                        if row["merge_unlocked_cpu_us_per_span"]:
-                            print(
-                                f"{'':24}and outside the lock, sorting ids to merge: "
-                                f"{row['merge_unlocked_cpu_us_per_span']:.1f} µs per span"
-                            )
             db_bytes = os.path.getsize(Path(tmp) / "tracehouse.db")
         finally:
             store.close()

@@ -20,10 +20,6 @@ copied, over the blocks the file already has (the file is cut back only when it 
 that size). Under a load that keeps some writer in a transaction at all times (two processes
 taking turns), the log would never start over: see ``Writer._checkpoint_loop`` for how the
 checkpointer makes it.
-
-Also on SQLite, an id merger thread moves the observation ids that commits logged into their
-index in key order, once enough have gathered (``store.observation_ids``); one process at a time
-does it, a short transaction under the writers' lock per few thousand ids.
 """
 
 from __future__ import annotations
@@ -50,7 +46,6 @@ from sqlalchemy.engine import Connection, Engine
 from ..domain.events import Event
 from ..errors import Overloaded, TracehouseError
 from ..pricing.registry import ModelRegistry
-from ..store import observation_ids
 from ..store.writes import PreparedBatch, commit_prepared, prepare_events
 
 log = logging.getLogger("tracehouse.writer")
@@ -75,8 +70,6 @@ _CHECKPOINT_POLL_S = 1.0
 # checkpointers' turn (one checkpoints at a time).
 WRITER_LOCK_SUFFIX = ".writer-lock"
 CHECKPOINT_TURN_SUFFIX = ".checkpoint-lock"
-ID_MERGE_TURN_SUFFIX = ".id-merge-lock"
-_ID_MERGE_POLL_S = 1.0
 
 
 @dataclass
@@ -96,10 +89,8 @@ class Writer:
         max_batch_events: int,
         models: ModelRegistry | None = None,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
-        id_merge_at: int = observation_ids.MERGE_AT,
     ) -> None:
         self._engine = engine
-        self._id_merge_at = id_merge_at
         self._checkpoint_wal_bytes = checkpoint_wal_bytes
         self._models = models
         self._max_queue = max_queue_events
@@ -115,9 +106,6 @@ class Writer:
         self._lock_fd: int | None = None
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_wake = threading.Event()
-        self._id_merger: threading.Thread | None = None
-        self._id_merge_wake = threading.Event()
-        self.id_merges = 0
         self._stopping = threading.Event()
         self.checkpoints = 0
         self._stop_seen = False
@@ -139,10 +127,6 @@ class Writer:
                 target=self._checkpoint_loop, name="tracehouse-checkpointer", daemon=True
             )
             self._checkpointer.start()
-            self._id_merger = threading.Thread(
-                target=self._id_merge_loop, name="tracehouse-id-merger", daemon=True
-            )
-            self._id_merger.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish everything queued, then stop."""
@@ -153,13 +137,9 @@ class Writer:
         self._thread = None
         self._stopping.set()
         self._checkpoint_wake.set()
-        self._id_merge_wake.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout)
             self._checkpointer = None
-        if self._id_merger is not None:
-            self._id_merger.join(timeout)
-            self._id_merger = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -265,10 +245,6 @@ class Writer:
         self.commits += 1
         self.events_written += sum(len(j.events) for j in jobs)
         self._checkpoint_wake.set()
-        if self._id_merger is not None and observation_ids.merge_due(
-            self._engine, self._id_merge_at
-        ):
-            self._id_merge_wake.set()
         return [called.get(id(job)) for job in jobs]
 
     def _prepare(self, jobs: Sequence[_Job]) -> list[PreparedBatch | _Job]:
@@ -348,7 +324,6 @@ class Writer:
                 else:
                     assert step.call is not None
                     called[id(step)] = step.call(conn)
-        observation_ids.committed(conn)  # the ids it logged, without reading them back
         return called
 
     def _checkpoint_loop(self) -> None:
@@ -440,45 +415,12 @@ class Writer:
                 # does. Synced here, before the lock, that pass syncs only what it copies
                 # itself (a third less time under the writers' lock, bench/README.md).
                 _sync_open_files(wal.removesuffix("-wal"), wal)
-                with _holding(lock_fd):
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                self.checkpoints_finished_locked += 1
-
-    def _id_merge_loop(self) -> None:
-        """Merge the logged observation ids into their index once this process holds
-        ``id_merge_at`` of them (checked after commits, and once a second), and
-        drop from memory what a merge (this process's or another's) has covered. One
-        process at a time (a turn, like the checkpointers'); each merge transaction holds the
-        writers' lock. A merge cut short by a stop or a crash is only done again later."""
-        lock_fd = turn_fd = None
-        if self._lock_fd is not None:
-            lock_fd = self._open_lock_file()
-            turn_fd = self._open_lock_file(ID_MERGE_TURN_SUFFIX)
-
-        try:
-            while not self._stopping.is_set():
-                self._id_merge_wake.wait(_ID_MERGE_POLL_S)
-                self._id_merge_wake.clear()
-                if self._stopping.is_set():
-                    return
-                observation_ids.maintain(self._engine, self._id_merge_at)
-                if not observation_ids.merge_due(self._engine, self._id_merge_at):
-                    continue
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 try:
-                    with self._checkpoint_turn(turn_fd, False) as mine:
-                        if mine and observation_ids.merge(
-                            self._engine,
-                            lambda: _holding(lock_fd),
-                            at=self._id_merge_at,
-                            stopping=self._stopping.is_set,
-                        ):
-                            self.id_merges += 1
-                except Exception:
-                    log.exception("merging observation ids failed; will try again")
-        finally:
-            for fd in (lock_fd, turn_fd):
-                if fd is not None:
-                    os.close(fd)
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                self.checkpoints_finished_locked += 1
 
     def _open_lock_file(self, suffix: str = WRITER_LOCK_SUFFIX) -> int:
         """A new open file of a lock beside the SQLite database: the writers' by default
@@ -524,20 +466,6 @@ class Writer:
     def _fail(job: _Job, exc: Exception) -> None:
         if not job.future.done():
             job.future.set_exception(exc)
-
-
-@contextlib.contextmanager
-def _holding(lock_fd: int | None) -> Iterator[None]:
-    """Hold the exclusive ``flock`` of ``lock_fd`` (a lock file's own open file; nothing to
-    hold without one)."""
-    if lock_fd is None or fcntl is None:
-        yield
-        return
-    fcntl.flock(lock_fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
 # The WAL index (https://www.sqlite.org/walformat.html), in the machine's byte order: two copies

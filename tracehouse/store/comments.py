@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-from .observations import where_id
 from .schema import comments, observations, prompts, sessions, traces
 
 COMMENT_OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION", "PROMPT")
@@ -28,9 +27,6 @@ _OBJECT_TABLES = {
 def object_exists(conn: Connection, project_id: str, object_type: str, object_id: str) -> bool:
     """Whether the project has a ``object_type`` (TRACE|OBSERVATION|SESSION|PROMPT) of that id."""
     table = _OBJECT_TABLES[object_type]
-    if object_type == "OBSERVATION":
-        stmt = where_id(conn, select(table.c.id), project_id, object_id)
-        return stmt is not None and conn.execute(stmt.limit(1)).first() is not None
     found = conn.execute(
         select(table.c.id).where(table.c.project_id == project_id, table.c.id == object_id).limit(1)
     ).first()

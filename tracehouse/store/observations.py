@@ -8,7 +8,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    Select,
     and_,
     case,
     exists,
@@ -20,7 +19,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from . import observation_ids
 from .filters import KIND_TYPES, FilterColumn, compile_conditions, raw_json_text
 from .schema import observations, traces
 from .sql import seconds_between
@@ -183,21 +181,9 @@ def observations_after(
     return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
-def where_id(
-    conn: Connection, stmt: Select[Any], project_id: str, observation_id: str
-) -> Select[Any] | None:
-    """``stmt`` (over the observations) limited to the one of that id in the project; on SQLite,
-    where the ids have no index, through its trace (None: no such observation)."""
-    stmt = stmt.where(o.c.project_id == project_id, o.c.id == observation_id)
-    if not observation_ids.uses_id_log(conn):
-        return stmt
-    trace_id = observation_ids.trace_of(conn, project_id, observation_id)
-    return None if trace_id is None else stmt.where(o.c.trace_id == trace_id)
-
-
 def get_observation(
     conn: Connection, project_id: str, observation_id: str
 ) -> dict[str, Any] | None:
-    stmt = where_id(conn, select(o), project_id, observation_id)
-    row = conn.execute(stmt).mappings().first() if stmt is not None else None
+    stmt = select(o).where(o.c.project_id == project_id, o.c.id == observation_id)
+    row = conn.execute(stmt).mappings().first()
     return dict(row) if row else None

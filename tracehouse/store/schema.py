@@ -167,10 +167,7 @@ observations = Table(
     Column("merge_keys", JsonText(packed=True), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    # On SQLite the key is kept by the write path, not by an index: an index on random span ids
-    # put every new span on a leaf page of its own, a quarter to two fifths of the writers' lock
-    # time. The ids are found through ``observation_ids`` and its log (store.observation_ids).
-    PrimaryKeyConstraint("project_id", "id").ddl_if(dialect="postgresql"),
+    PrimaryKeyConstraint("project_id", "id"),
     # A trace's observations come in time order straight from the index (detail, v2 by trace).
     Index(None, "project_id", "trace_id", "start_time", "id"),
     Index(None, "project_id", "start_time"),
@@ -202,40 +199,6 @@ observations = Table(
         sqlite_where=text("id = experiment_root_observation_id"),
         postgresql_where=text("id = experiment_root_observation_id"),
     ),
-)
-
-# SQLite: the trace of every observation id, merged in key order from the log below
-# (store.observation_ids). Ids of the log's newest rows are only in the log (and in each process's
-# memory of it). Created on PostgreSQL too, where the observations' own key serves.
-observation_ids = Table(
-    "observation_ids",
-    metadata,
-    Column("project_id", String, nullable=False),
-    Column("id", String, nullable=False),
-    Column("trace_id", String, nullable=False),
-    # The log row it came from: a merge never writes an older trace over a newer one.
-    Column("seq", Integer, nullable=False),
-    PrimaryKeyConstraint("project_id", "id"),
-    sqlite_with_rowid=False,
-)
-
-# SQLite: the observation ids written since the last merge, in the order they were written.
-observation_id_log = Table(
-    "observation_id_log",
-    metadata,
-    Column("seq", Integer, primary_key=True),
-    Column("project_id", String, nullable=False),
-    Column("id", String, nullable=False),
-    Column("trace_id", String, nullable=False),
-    sqlite_autoincrement=True,  # sequence numbers never go back, even once the log is emptied
-)
-
-# SQLite: one row, the last sequence number of the log that has been merged into observation_ids.
-observation_id_merge = Table(
-    "observation_id_merge",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("merged_upto", Integer, nullable=False),
 )
 
 # A project's own model definitions (the built-in ones ship with the package, not in the store).

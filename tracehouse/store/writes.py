@@ -27,9 +27,8 @@ from ..domain.events import Event
 from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key, time_text
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
 from ..pricing.registry import ModelRegistry
-from . import observation_ids
 from .prompts import prompt_ids
-from .schema import TABLE_BY_KIND, observations, sessions, traces
+from .schema import TABLE_BY_KIND, sessions, traces
 from .types import JsonText, UtcDateTime
 
 log = logging.getLogger(__name__)
@@ -424,12 +423,7 @@ def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
     if cached is not None:
         return cached
     stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
-    if dialect.name == "sqlite" and table is observations:
-        # No key to conflict on (see schema.observations): the write path inserts only rows it
-        # found not stored, having deleted the stored rows it merged (_write_observations).
-        compiled = stmt.compile(dialect=dialect)
-    else:
-        compiled = _on_conflict(stmt, table, update).compile(dialect=dialect)
+    compiled = _on_conflict(stmt, table, update).compile(dialect=dialect)
     names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
     converters = []
     for i, name in enumerate(names):
@@ -772,8 +766,8 @@ def commit_prepared(
     scores that exist are merged again one by one.
     """
     _lock(conn, prepared.grouped)
-    grouped = prepared.grouped.get("observation")
-    stored_observations = _load_observations(conn, grouped) if grouped else {}
+    observations = prepared.grouped.get("observation")
+    stored_observations = _load(conn, "observation", observations) if observations else {}
     if stored_observations:
         _merge_with_stored(conn, prepared, models, stored_observations)
         return
@@ -814,65 +808,7 @@ def _merge_with_stored(
     _merge_all(prepared, merger, stored_observations)
     for kind in ("trace", "observation", "score"):
         prepared.rows[kind] = merger.rows(kind)
-    _write_rows(conn, prepared, None, stored_observations=stored_observations)
-
-
-def _load_observations(
-    conn: Connection, refs: Iterable[EntityRef]
-) -> dict[EntityRef, dict[str, Any]]:
-    """The stored rows of the observations ``refs``. On SQLite the ids are found through
-    ``observation_ids`` (the table has no index on them) and the rows through their trace."""
-    if not observation_ids.uses_id_log(conn):
-        return _load(conn, "observation", refs)
-    trace_of = observation_ids.find_traces(conn, refs)
-    if not trace_of:  # the usual case: all new
-        return {}
-    by_trace: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for (project_id, obs_id), trace_id in trace_of.items():
-        by_trace[(project_id, trace_id)].append(obs_id)
-    found: dict[EntityRef, dict[str, Any]] = {}
-    o = observations
-    for (project_id, trace_id), ids in by_trace.items():
-        for start in range(0, len(ids), _CHUNK):
-            stmt = select(o).where(
-                o.c.project_id == project_id,
-                o.c.trace_id == trace_id,
-                o.c.id.in_(ids[start : start + _CHUNK]),
-            )
-            for row in conn.execute(stmt).mappings():
-                found[(project_id, row["id"])] = dict(row)
-    return found
-
-
-def _write_observations(
-    conn: Connection,
-    prepared: PreparedBatch,
-    params: list[list[Any]] | None,
-    stored: dict[EntityRef, dict[str, Any]],
-) -> None:
-    """Write the prepared observation rows (``params``: encoded before the transaction), over
-    the ``stored`` rows they were merged with: upserted on PostgreSQL; on SQLite the stored
-    rows are deleted, all rows inserted, and the ids that are new (or moved to another trace)
-    logged."""
-    rows = prepared.rows["observation"]
-    id_log = observation_ids.uses_id_log(conn)
-    if id_log and stored:
-        conn.exec_driver_sql(
-            "DELETE FROM observations WHERE project_id = ? AND trace_id = ? AND id = ?",
-            [(project_id, row["trace_id"], obs_id) for (project_id, obs_id), row in stored.items()],
-        )
-    insert = _upsert_sql(conn, observations, True)
-    if params is None:
-        params = [insert.params(row) for row in rows.values()]
-    _upsert_params(conn, insert, params)
-    if not id_log:
-        return
-    logged = [
-        (project_id, obs_id, row["trace_id"])
-        for (project_id, obs_id), row in rows.items()
-        if (was := stored.get((project_id, obs_id))) is None or was["trace_id"] != row["trace_id"]
-    ]
-    observation_ids.record_written(conn, logged)
+    _write_rows(conn, prepared, None)
 
 
 def _write_rows(
@@ -880,12 +816,10 @@ def _write_rows(
     prepared: PreparedBatch,
     observation_params: list[list[Any]] | None,
     trace_params: dict[EntityRef, list[Any]] | None = None,
-    stored_observations: dict[EntityRef, dict[str, Any]] | None = None,
 ) -> None:
     """Write the prepared rows; ``observation_params``, ``trace_params``: parameters encoded
     before the transaction for this connection's dialect (a trace missing from
-    ``trace_params`` is encoded here); ``stored_observations``: the stored rows the batch's
-    observations were merged with."""
+    ``trace_params`` is encoded here)."""
     trace_rows = list(prepared.rows["trace"].values())
     upsert = _upsert_sql(conn, traces, True)
     encoded = trace_params or {}
@@ -895,7 +829,12 @@ def _write_rows(
         [encoded.get(ref) or upsert.params(row) for ref, row in prepared.rows["trace"].items()],
     )
     _link_prompts(conn, prepared, observation_params)
-    _write_observations(conn, prepared, observation_params, stored_observations or {})
+    if observation_params is not None:
+        _upsert_params(
+            conn, _upsert_sql(conn, TABLE_BY_KIND["observation"], True), observation_params
+        )
+    else:
+        _upsert(conn, TABLE_BY_KIND["observation"], list(prepared.rows["observation"].values()))
     _upsert(conn, TABLE_BY_KIND["score"], list(prepared.rows["score"].values()))
     _upsert(conn, sessions, session_rows(trace_rows, prepared.now), update=False)
 

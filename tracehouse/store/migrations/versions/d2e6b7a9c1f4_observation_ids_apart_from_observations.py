@@ -1,19 +1,19 @@
-"""observation ids apart from the observations (SQLite)
+"""observation ids apart from the observations (SQLite), withdrawn
 
 Revision ID: d2e6b7a9c1f4
 Revises: f7a3c9e1b2d6
 Create Date: 2026-12-07 10:00:00.000000
 
-On SQLite the observations table loses its primary key on (project_id, id): every new span landed
-on a leaf page of that index of its own. The ids are kept in ``observation_ids`` (project, id →
-trace), merged in key order from ``observation_id_log`` (see tracehouse.store.observation_ids).
-SQLite cannot drop a primary key in place, so the table is rebuilt: its rows are copied once,
-which takes a while on a large database (about the time of writing them once more). PostgreSQL
-keeps its key; the three tables are created there too but stay empty.
+As first shipped, this revision rebuilt the SQLite observations table without its key on
+(project_id, id) and kept the ids in three tables of their own (``observation_ids``,
+``observation_id_log``, ``observation_id_merge``). That design was withdrawn: it saved time under
+the writers' lock but no throughput, and took more disk than the key. The revision now changes
+nothing, so a database that never ran it is not rebuilt twice; a9c4e2f7d815 puts back the key and
+drops the tables of a database that did run it (``restore``), as the downgrade here does too.
 """
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,91 +23,33 @@ down_revision: str | None = "f7a3c9e1b2d6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The key clause as SQLAlchemy and Alembic's table rebuilds wrote it (named or not).
-_KEY = re.compile(
-    r",\s*(?:CONSTRAINT\s+\S+\s+)?PRIMARY KEY\s*\(\s*project_id\s*,\s*id\s*\)", re.IGNORECASE
-)
+ID_TABLES = ("observation_id_merge", "observation_id_log", "observation_ids")
+_KEY = re.compile(r"PRIMARY KEY\s*\(\s*project_id\s*,\s*id\s*\)", re.IGNORECASE)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "observation_ids",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("id", sa.String(), nullable=False),
-        sa.Column("trace_id", sa.String(), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "id"),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "observation_id_log",
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("id", sa.String(), nullable=False),
-        sa.Column("trace_id", sa.String(), nullable=False),
-        sa.PrimaryKeyConstraint("seq"),
-        sqlite_autoincrement=True,
-    )
-    op.create_table(
-        "observation_id_merge",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("merged_upto", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.execute("INSERT INTO observation_id_merge (id, merged_upto) VALUES (1, 0)")
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    _rebuild_observations(_without_key)
-    _fill_observation_ids()
+    pass
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        # Rows that share an id (none, as the write path keeps ids unique) would fail here.
-        _rebuild_observations(
-            lambda sql: sql.rstrip()[:-1].rstrip()
-            + ",\n\tCONSTRAINT pk_observations PRIMARY KEY (project_id, id)\n)"
-        )
-    op.drop_table("observation_id_merge")
-    op.drop_table("observation_id_log")
-    op.drop_table("observation_ids")
+    restore()
 
 
-# As tracehouse.store.observation_ids stores them: lowercase hex ids of 16 or 32 digits as bytes.
-_HEX_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
-
-
-def _packed(text: str) -> str | bytes:
-    return bytes.fromhex(text) if _HEX_ID.fullmatch(text) else text
-
-
-def _fill_observation_ids() -> None:
-    """Every stored observation's id and trace, in key order (log number 0: older than any)."""
+def restore() -> None:
+    """Whatever the first version of this revision left: the SQLite table rebuilt with its key
+    if it has none (its rows copied once), and the id tables dropped where they exist."""
     conn = op.get_bind()
-    rows = conn.exec_driver_sql(
-        "SELECT project_id, id, trace_id FROM observations ORDER BY project_id, id"
-    )
-    while batch := rows.fetchmany(10_000):
-        conn.exec_driver_sql(
-            "INSERT INTO observation_ids (project_id, id, trace_id, seq) VALUES (?, ?, ?, 0)",
-            [(p, _packed(i), _packed(t)) for p, i, t in batch],
-        )
-
-
-def _without_key(create: str) -> str:
-    new, found = _KEY.subn("", create, count=1)
-    if not found:
-        raise RuntimeError(f"no primary key (project_id, id) found in: {create}")
-    return new
-
-
-def _rebuild_observations(change: Callable[[str], str]) -> None:
-    """Copy the observations into a table made from the stored definition as ``change``d, then
-    put it in place with the same indexes."""
-    conn = op.get_bind()
+    present = set(sa.inspect(conn).get_table_names())
+    for name in ID_TABLES:
+        if name in present:
+            op.drop_table(name)
+    if conn.dialect.name != "sqlite":
+        return
     (create,) = conn.exec_driver_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'observations'"
     ).one()
+    if _KEY.search(create):
+        return
     indexes = [
         row[0]
         for row in conn.exec_driver_sql(
@@ -115,9 +57,14 @@ def _rebuild_observations(change: Callable[[str], str]) -> None:
             "AND sql IS NOT NULL"
         )
     ]
-    new = change(create)
-    new = re.sub(r"^CREATE TABLE\s+\"?observations\"?", "CREATE TABLE observations_rebuilt", new)
-    op.execute(new)
+    # Rows that share an id (none: the write path kept ids unique) would fail the copy.
+    keyed = (
+        create.rstrip()[:-1].rstrip()
+        + ",\n\tCONSTRAINT pk_observations PRIMARY KEY (project_id, id)\n)"
+    )
+    op.execute(
+        re.sub(r"^CREATE TABLE\s+\"?observations\"?", "CREATE TABLE observations_rebuilt", keyed)
+    )
     op.execute("INSERT INTO observations_rebuilt SELECT * FROM observations")
     op.execute("DROP TABLE observations")
     op.execute("ALTER TABLE observations_rebuilt RENAME TO observations")
