@@ -17,7 +17,12 @@ from sqlalchemy import text
 
 from tests.unit.test_writer_lock_wait import byte_locked_by_another_process
 from tracehouse.config import Settings
-from tracehouse.ingest.pipeline import CHECKPOINT_TURN_SUFFIX, Writer, _wal_backlog_bytes
+from tracehouse.ingest.pipeline import (
+    _WAL_FILE_KEPT_BYTES_PER_THRESHOLD,
+    CHECKPOINT_TURN_SUFFIX,
+    Writer,
+    _wal_backlog_bytes,
+)
 from tracehouse.store.db import make_engine
 
 THRESHOLD = 512 * 1024
@@ -48,11 +53,15 @@ def test_checkpoints_wait_for_the_log_to_fill_again_after_it_starts_over(tmp_pat
         # going by a file that never shrinks ran after every commit once the file had grown (72).
         assert 2 <= writer.checkpoints <= commits // 3, writer.checkpoints
         # Each time the log started over (a new salt in its header), SQLite wrote it over the
-        # blocks the file had: the file never shrank, and stays about one threshold long.
+        # blocks the file had. The file shrinks only where it outgrew the size kept (a
+        # checkpoint that fell behind on a loaded machine), and then to exactly that size; it
+        # stays near one threshold long, far below the 5 MiB written.
         restarts = sum(a != b for a, b in zip(salts, salts[1:], strict=False))
         assert restarts >= 2, salts
-        assert sizes == sorted(sizes), sizes
-        assert wal.stat().st_size < 2 * THRESHOLD
+        kept = THRESHOLD * _WAL_FILE_KEPT_BYTES_PER_THRESHOLD
+        shrinks = [(a, b) for a, b in zip(sizes, sizes[1:], strict=False) if b < a]
+        assert all(a > kept and b == kept for a, b in shrinks), (kept, sizes)
+        assert max(sizes) < 4 * THRESHOLD, sizes
     finally:
         writer.stop()
     with engine.connect() as conn:
