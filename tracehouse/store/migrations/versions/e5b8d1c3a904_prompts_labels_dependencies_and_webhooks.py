@@ -17,8 +17,8 @@ from alembic import op
 import tracehouse.store.types
 
 
-revision: str = "e5b8d1c3a904"
-down_revision: str | None = "c4a1f2d9e7b3"
+revision: str = 'e5b8d1c3a904'
+down_revision: str | None = 'c4a1f2d9e7b3'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -32,147 +32,111 @@ def upgrade() -> None:
         sqlite_where=sa.text("prompt_name IS NOT NULL"),
         postgresql_where=sa.text("prompt_name IS NOT NULL"),
     )
-    op.create_table(
-        "prompt_dependencies",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("parent_id", sa.String(), nullable=False),
-        sa.Column("child_name", sa.Text(), nullable=False),
-        sa.Column("child_label", sa.Text(), nullable=True),
-        sa.Column("child_version", sa.Integer(), nullable=True),
+    op.create_table('prompt_dependencies',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('parent_id', sa.String(), nullable=False),
+    sa.Column('child_name', sa.Text(), nullable=False),
+    sa.Column('child_label', sa.Text(), nullable=True),
+    sa.Column('child_version', sa.Integer(), nullable=True)
     )
-    with op.batch_alter_table("prompt_dependencies", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_prompt_dependencies_project_id_child_name"),
-            ["project_id", "child_name"],
-            unique=False,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_prompt_dependencies_project_id_parent_id"),
-            ["project_id", "parent_id"],
-            unique=False,
-        )
+    with op.batch_alter_table('prompt_dependencies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_prompt_dependencies_project_id_child_name'), ['project_id', 'child_name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_prompt_dependencies_project_id_parent_id'), ['project_id', 'parent_id'], unique=False)
 
-    op.create_table(
-        "prompt_generations",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("generation", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", name=op.f("pk_prompt_generations")),
+    op.create_table('prompt_generations',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_prompt_generations'))
     )
-    op.create_table(
-        "prompt_labels",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("label", sa.Text(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "name", "label", name=op.f("pk_prompt_labels")),
+    op.create_table('prompt_labels',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('label', sa.Text(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('project_id', 'name', 'label', name=op.f('pk_prompt_labels'))
     )
-    with op.batch_alter_table("prompt_labels", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_prompt_labels_project_id_name_version"),
-            ["project_id", "name", "version"],
-            unique=False,
-        )
+    with op.batch_alter_table('prompt_labels', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_prompt_labels_project_id_name_version'), ['project_id', 'name', 'version'], unique=False)
 
-    op.create_table(
-        "prompts",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("id", sa.String(), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("type", sa.String(), nullable=False),
-        sa.Column("prompt", tracehouse.store.types.JsonText(), nullable=False),
-        sa.Column("config", tracehouse.store.types.JsonText(), nullable=False),
-        sa.Column("tags", tracehouse.store.types.JsonText(), nullable=False),
-        sa.Column("commit_message", sa.Text(), nullable=True),
-        sa.Column("created_by", sa.Text(), nullable=False),
-        sa.Column("created_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_prompts")),
+    op.create_table('prompts',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('id', sa.String(), nullable=False),
+    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('type', sa.String(), nullable=False),
+    sa.Column('prompt', tracehouse.store.types.JsonText(), nullable=False),
+    sa.Column('config', tracehouse.store.types.JsonText(), nullable=False),
+    sa.Column('tags', tracehouse.store.types.JsonText(), nullable=False),
+    sa.Column('commit_message', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.Text(), nullable=False),
+    sa.Column('created_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('project_id', 'id', name=op.f('pk_prompts'))
     )
-    with op.batch_alter_table("prompts", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_prompts_project_id_name_version"),
-            ["project_id", "name", "version"],
-            unique=True,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_prompts_project_id_updated_at"),
-            ["project_id", "updated_at"],
-            unique=False,
-        )
+    with op.batch_alter_table('prompts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_prompts_project_id_name_version'), ['project_id', 'name', 'version'], unique=True)
+        batch_op.create_index(batch_op.f('ix_prompts_project_id_updated_at'), ['project_id', 'updated_at'], unique=False)
 
-    op.create_table(
-        "webhook_deliveries",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("id", sa.String(), nullable=False),
-        sa.Column("webhook_id", sa.String(), nullable=False),
-        sa.Column("action", sa.String(), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("locked_until", tracehouse.store.types.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("last_status_code", sa.Integer(), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_webhook_deliveries")),
+    op.create_table('webhook_deliveries',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('id', sa.String(), nullable=False),
+    sa.Column('webhook_id', sa.String(), nullable=False),
+    sa.Column('action', sa.String(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', tracehouse.store.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('project_id', 'id', name=op.f('pk_webhook_deliveries'))
     )
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_webhook_deliveries_project_id_webhook_id_created_at"),
-            ["project_id", "webhook_id", "created_at"],
-            unique=False,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_webhook_deliveries_status_next_attempt_at"),
-            ["status", "next_attempt_at"],
-            unique=False,
-        )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_project_id_webhook_id_created_at'), ['project_id', 'webhook_id', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_status_next_attempt_at'), ['status', 'next_attempt_at'], unique=False)
 
-    op.create_table(
-        "webhooks",
-        sa.Column("project_id", sa.String(), nullable=False),
-        sa.Column("id", sa.String(), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("secret", sa.Text(), nullable=False),
-        sa.Column("headers", tracehouse.store.types.JsonText(), nullable=False),
-        sa.Column("actions", tracehouse.store.types.JsonText(), nullable=False),
-        sa.Column("prompt_names", tracehouse.store.types.JsonText(), nullable=True),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_webhooks")),
+    op.create_table('webhooks',
+    sa.Column('project_id', sa.String(), nullable=False),
+    sa.Column('id', sa.String(), nullable=False),
+    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('headers', tracehouse.store.types.JsonText(), nullable=False),
+    sa.Column('actions', tracehouse.store.types.JsonText(), nullable=False),
+    sa.Column('prompt_names', tracehouse.store.types.JsonText(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tracehouse.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('project_id', 'id', name=op.f('pk_webhooks'))
     )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table("webhooks")
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_status_next_attempt_at"))
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_project_id_webhook_id_created_at"))
+    op.drop_table('webhooks')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_status_next_attempt_at'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_project_id_webhook_id_created_at'))
 
-    op.drop_table("webhook_deliveries")
-    with op.batch_alter_table("prompts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_prompts_project_id_updated_at"))
-        batch_op.drop_index(batch_op.f("ix_prompts_project_id_name_version"))
+    op.drop_table('webhook_deliveries')
+    with op.batch_alter_table('prompts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_prompts_project_id_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_prompts_project_id_name_version'))
 
-    op.drop_table("prompts")
-    with op.batch_alter_table("prompt_labels", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_prompt_labels_project_id_name_version"))
+    op.drop_table('prompts')
+    with op.batch_alter_table('prompt_labels', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_prompt_labels_project_id_name_version'))
 
-    op.drop_table("prompt_labels")
-    op.drop_table("prompt_generations")
-    with op.batch_alter_table("prompt_dependencies", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_prompt_dependencies_project_id_parent_id"))
-        batch_op.drop_index(batch_op.f("ix_prompt_dependencies_project_id_child_name"))
+    op.drop_table('prompt_labels')
+    op.drop_table('prompt_generations')
+    with op.batch_alter_table('prompt_dependencies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_prompt_dependencies_project_id_parent_id'))
+        batch_op.drop_index(batch_op.f('ix_prompt_dependencies_project_id_child_name'))
 
-    op.drop_table("prompt_dependencies")
+    op.drop_table('prompt_dependencies')
     op.drop_index(
         "ix_observations_project_id_prompt_name_prompt_version", table_name="observations"
     )
