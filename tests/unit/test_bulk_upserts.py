@@ -27,7 +27,13 @@ from tracehouse.pricing.builtin import builtin_models
 from tracehouse.pricing.registry import ModelRegistry
 from tracehouse.store.db import make_engine, migrate
 from tracehouse.store.schema import observations, sessions, traces
-from tracehouse.store.writes import _COPY_MIN_ROWS, apply_events, commit_prepared, prepare_events
+from tracehouse.store.writes import (
+    _COPY_MIN_ROWS,
+    _insert_new_observations,
+    apply_events,
+    commit_prepared,
+    prepare_events,
+)
 
 T0 = datetime(2026, 5, 1, 9, 30, 0, 250000, tzinfo=UTC)
 N = 3 * _COPY_MIN_ROWS  # observations per batch: well above the bulk threshold
@@ -163,6 +169,71 @@ def test_a_large_batch_merges_into_stored_rows_and_keeps_sessions(engine: Engine
         assert names[f"{5:032x}"] == "renamed 5"
         again = dict(conn.execute(select(sessions.c.id, sessions.c.created_at)).all())
     assert again == first_sessions  # sessions are kept as first written
+
+
+def test_a_stored_row_late_in_a_large_batch_merges_and_the_new_rows_are_stored_once(
+    engine: Engine,
+) -> None:
+    # On SQLite a batch is first inserted as new rows, several statements for a large batch;
+    # a stored id in its last statement fails that one after the earlier ones were written.
+    # Those must be taken back, so that every row of the batch is merged and stored once.
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    big = 300  # statements of 256, 32, 8 and 4 rows
+    with engine.begin() as conn:
+        apply_events(conn, [("p1", generation(big - 1))], models)
+    before = stored(engine)[f"obs-{big - 1:04d}"]
+
+    batch = [("p1", generation(i)) for i in range(big - 1)]
+    batch.append(("p1", generation(big - 1, seconds=5, create=False, level="ERROR")))
+    with engine.begin() as conn:
+        apply_events(conn, batch, models)
+
+    rows = stored(engine)
+    assert len(rows) == big
+    merged = rows[f"obs-{big - 1:04d}"]
+    assert merged["level"] == "ERROR"
+    assert merged["name"] == before["name"] and merged["input"] == before["input"]
+    assert merged["created_at"] == before["created_at"]
+    assert merged["updated_at"] > before["updated_at"]
+    first = rows["obs-0000"]
+    assert first["name"] == "chat 0" and first["created_at"] == first["updated_at"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(traces)).scalar() == big // 2
+
+
+def test_the_insert_of_new_rows_takes_back_its_earlier_statements(tmp_path: Path) -> None:
+    # The fallback above would merge the batch's own rows again (the same events: no change),
+    # so the rows are checked right after the failed insert: only the stored one is left.
+    engine = make_engine(Settings(data_dir=tmp_path))
+    migrate(engine)
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    with engine.begin() as conn:
+        apply_events(conn, [("p1", generation(299))], models)
+    batch = [("p1", generation(i)) for i in range(300)]
+    prepared = prepare_events(batch, models, engine.dialect)
+    with engine.begin() as conn:
+        assert _insert_new_observations(conn, prepared) is False
+        ids = conn.execute(select(observations.c.id)).scalars().all()
+        assert ids == ["obs-0299"]
+        commit_prepared(conn, prepared, models)  # the same transaction goes on
+    assert len(stored(engine)) == 300
+    engine.dispose()
+
+
+def test_a_batch_sent_again_whole_changes_nothing_and_adds_no_rows(engine: Engine) -> None:
+    models = ModelRegistry(builtin_models(), lambda p: ())
+    events = [("p1", generation(i)) for i in range(N)]
+    with engine.begin() as conn:
+        apply_events(conn, events, models)
+    before = stored(engine)
+    with engine.begin() as conn:  # a client's retry of a request whose reply it never got
+        apply_events(conn, events, models)
+    after = stored(engine)
+    assert len(after) == N
+    for key, row in after.items():
+        assert {k: v for k, v in row.items() if k != "updated_at"} == {
+            k: v for k, v in before[key].items() if k != "updated_at"
+        }
 
 
 def test_several_large_batches_in_one_transaction(engine: Engine) -> None:

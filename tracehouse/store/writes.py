@@ -9,7 +9,7 @@ import operator
 import sqlite3
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,6 +20,7 @@ from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
 
 from tracehouse.memo import BoundedMemo
 
@@ -620,19 +621,29 @@ def _sqlite_upsert_in_chunks(
     conn: Connection, sql: str, width: int, params: list[list[Any]]
 ) -> None:
     row = "(" + ", ".join(["?"] * width) + ")"
-    limit = _sqlite_variable_limit(conn) // width
-    if sql.count(row) != 1 or limit < 2:
+    if sql.count(row) != 1 or _sqlite_variable_limit(conn) // width < 2:
         conn.exec_driver_sql(sql, [tuple(p) for p in params])
         return
+    for text_, values, _ in _sqlite_chunks(conn, sql, width, params):
+        conn.exec_driver_sql(text_, values)
+
+
+def _sqlite_chunks(
+    conn: Connection, sql: str, width: int, params: list[list[Any]]
+) -> Iterator[tuple[str, tuple[Any, ...], int]]:
+    """The statements of a one-row insert ``sql`` (``width`` parameters) over many rows: their
+    SQL text, parameters and number of rows (a power of two each, see above)."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    limit = max(1, _sqlite_variable_limit(conn) // width)
     most = 1 << (min(limit, _MAX_ROWS_PER_STATEMENT).bit_length() - 1)
     start = 0
     while start < len(params):
         size = min(most, 1 << ((len(params) - start).bit_length() - 1))
-        text = _MULTIROW_SQL.get((sql, size))
-        if text is None:
-            text = _MULTIROW_SQL[(sql, size)] = sql.replace(row, ", ".join([row] * size))
+        text_ = _MULTIROW_SQL.get((sql, size))
+        if text_ is None:
+            text_ = _MULTIROW_SQL[(sql, size)] = sql.replace(row, ", ".join([row] * size))
         chunk = params[start : start + size]
-        conn.exec_driver_sql(text, tuple(itertools.chain.from_iterable(chunk)))
+        yield text_, tuple(itertools.chain.from_iterable(chunk)), size
         start += size
 
 
@@ -767,7 +778,12 @@ def commit_prepared(
     """
     _lock(conn, prepared.grouped)
     observations = prepared.grouped.get("observation")
-    stored_observations = _load(conn, "observation", observations) if observations else {}
+    # SQLite: the batch's observations are inserted as new rows first; the key rejects the
+    # insert when one of them is stored, and only then are they looked up and merged.
+    written = bool(observations) and _insert_new_observations(conn, prepared)
+    stored_observations = (
+        _load(conn, "observation", observations) if observations and not written else {}
+    )
     if stored_observations:
         _merge_with_stored(conn, prepared, models, stored_observations)
         return
@@ -784,9 +800,62 @@ def commit_prepared(
                 for ref in stored:
                     prepared.trace_params.pop(ref, None)
     if prepared.dialect == conn.dialect.name:
-        _write_rows(conn, prepared, prepared.observation_params, prepared.trace_params)
+        _write_rows(
+            conn, prepared, prepared.observation_params, prepared.trace_params, written=written
+        )
     else:
         _write_rows(conn, prepared, None)
+
+
+def _insert_new_observations(conn: Connection, prepared: PreparedBatch) -> bool:
+    """SQLite: insert the batch's observations as new rows, as prepared; False when one of them
+    is stored already (then none of them is kept).
+
+    Most batches hold only new observations (an OTLP span arrives once). Looking their ids up
+    before writing them cost a statement and a probe of the key per row under the writers'
+    lock (``bench/README.md``); the insert probes the key anyway. A stored id makes the plain
+    insert fail on the key: SQLite takes back the failing statement's rows and keeps the
+    transaction, the rows of the statements before it are deleted again (they are this
+    insert's own), and the caller looks the ids up and merges as before. Any other failure of
+    the insert (a NOT NULL column) goes the same way and fails again where it did before.
+    """
+    params = prepared.observation_params
+    if not params or prepared.dialect != "sqlite" or conn.dialect.name != "sqlite":
+        return False
+    upsert = _upsert_sql(conn, TABLE_BY_KIND["observation"], True)
+    _link_prompts(conn, prepared, params)
+    insert = _plain_insert(upsert.sql)
+    done = 0
+    try:
+        for text_, values, size in _sqlite_chunks(conn, insert, len(upsert.names), params):
+            conn.exec_driver_sql(text_, values)
+            done += size
+    except IntegrityError:
+        _delete_inserted(conn, upsert, params[:done])
+        return False
+    return True
+
+
+def _delete_inserted(conn: Connection, upsert: _UpsertSql, params: list[list[Any]]) -> None:
+    """Delete the observation rows of ``params`` (upsert parameters), new in this transaction."""
+    project_at, id_at = upsert.names.index("project_id"), upsert.names.index("id")
+    by_project: dict[str, list[str]] = defaultdict(list)
+    for row in params:
+        by_project[row[project_at]].append(row[id_at])
+    for project_id, ids in by_project.items():
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join(["?"] * len(chunk))
+            conn.exec_driver_sql(
+                f"DELETE FROM observations WHERE project_id = ? AND id IN ({marks})",
+                (project_id, *chunk),
+            )
+
+
+def _plain_insert(upsert_sql: str) -> str:
+    """An upsert's SQL without its conflict clause: the same parameters, failing on a stored key."""
+    insert, _, _ = upsert_sql.partition(" ON CONFLICT ")
+    return insert
 
 
 def _merge_with_stored(
@@ -816,10 +885,13 @@ def _write_rows(
     prepared: PreparedBatch,
     observation_params: list[list[Any]] | None,
     trace_params: dict[EntityRef, list[Any]] | None = None,
+    *,
+    written: bool = False,
 ) -> None:
     """Write the prepared rows; ``observation_params``, ``trace_params``: parameters encoded
     before the transaction for this connection's dialect (a trace missing from
-    ``trace_params`` is encoded here)."""
+    ``trace_params`` is encoded here); ``written``: the observations are inserted already
+    (``_insert_new_observations``)."""
     trace_rows = list(prepared.rows["trace"].values())
     upsert = _upsert_sql(conn, traces, True)
     encoded = trace_params or {}
@@ -828,13 +900,14 @@ def _write_rows(
         upsert,
         [encoded.get(ref) or upsert.params(row) for ref, row in prepared.rows["trace"].items()],
     )
-    _link_prompts(conn, prepared, observation_params)
-    if observation_params is not None:
-        _upsert_params(
-            conn, _upsert_sql(conn, TABLE_BY_KIND["observation"], True), observation_params
-        )
-    else:
-        _upsert(conn, TABLE_BY_KIND["observation"], list(prepared.rows["observation"].values()))
+    if not written:
+        _link_prompts(conn, prepared, observation_params)
+        if observation_params is not None:
+            upsert = _upsert_sql(conn, TABLE_BY_KIND["observation"], True)
+            _upsert_params(conn, upsert, observation_params)
+        else:
+            rows = list(prepared.rows["observation"].values())
+            _upsert(conn, TABLE_BY_KIND["observation"], rows)
     _upsert(conn, TABLE_BY_KIND["score"], list(prepared.rows["score"].values()))
     _upsert(conn, sessions, session_rows(trace_rows, prepared.now), update=False)
 
