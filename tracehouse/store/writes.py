@@ -152,27 +152,32 @@ def _load(
     conn: Connection, kind: str, refs: Iterable[EntityRef]
 ) -> dict[EntityRef, dict[str, Any]]:
     table = TABLE_BY_KIND[kind]
+    found: dict[EntityRef, dict[str, Any]] = {}
+    for project_id, ids in _id_chunks(refs):
+        stored_ids = _stored_ids(conn, table, project_id, ids)
+        if not stored_ids:  # the usual case: all new
+            continue
+        if conn.dialect.name == "postgresql":
+            stmt = _pg_rows_by_id(table)
+            params: dict[str, Any] = {"ids": stored_ids, "project_id": project_id}
+        else:
+            stmt = select(table).where(table.c.project_id == project_id, table.c.id.in_(stored_ids))
+            params = {}
+        for row in conn.execute(stmt, params).mappings():
+            found[(project_id, row["id"])] = dict(row)
+    return found
+
+
+def _id_chunks(refs: Iterable[EntityRef]) -> Iterator[tuple[str, list[str]]]:
+    """``refs`` as (project id, up to ``_CHUNK`` of its ids): statements by ids take one project
+    at a time, since `project_id = ? AND id IN (...)` walks the primary key and a row-value IN
+    may not."""
     by_project: dict[str, list[str]] = defaultdict(list)
     for project_id, entity_id in refs:
         by_project[project_id].append(entity_id)
-    found: dict[EntityRef, dict[str, Any]] = {}
-    # `project_id = ? AND id IN (...)` walks the primary key; a row-value IN may not.
     for project_id, ids in by_project.items():
         for start in range(0, len(ids), _CHUNK):
-            stored_ids = _stored_ids(conn, table, project_id, ids[start : start + _CHUNK])
-            if not stored_ids:  # the usual case: all new
-                continue
-            if conn.dialect.name == "postgresql":
-                stmt = _pg_rows_by_id(table)
-                params: dict[str, Any] = {"ids": stored_ids, "project_id": project_id}
-            else:
-                stmt = select(table).where(
-                    table.c.project_id == project_id, table.c.id.in_(stored_ids)
-                )
-                params = {}
-            for row in conn.execute(stmt, params).mappings():
-                found[(project_id, row["id"])] = dict(row)
-    return found
+            yield project_id, ids[start : start + _CHUNK]
 
 
 def _pg_rows_by_id(table: Table) -> Select[Any]:
@@ -831,25 +836,17 @@ def _insert_new_observations(conn: Connection, prepared: PreparedBatch) -> bool:
             conn.exec_driver_sql(text_, values)
             done += size
     except IntegrityError:
-        _delete_inserted(conn, upsert, params[:done])
+        # The parameters are in the order of the rows (``prepare_events``).
+        inserted = itertools.islice(prepared.rows["observation"], done)
+        for project_id, ids in _id_chunks(inserted):
+            marks = ", ".join(["?"] * len(ids))
+            conn.exec_driver_sql(
+                f"DELETE FROM {TABLE_BY_KIND['observation'].name} "
+                f"WHERE project_id = ? AND id IN ({marks})",
+                (project_id, *ids),
+            )
         return False
     return True
-
-
-def _delete_inserted(conn: Connection, upsert: _UpsertSql, params: list[list[Any]]) -> None:
-    """Delete the observation rows of ``params`` (upsert parameters), new in this transaction."""
-    project_at, id_at = upsert.names.index("project_id"), upsert.names.index("id")
-    by_project: dict[str, list[str]] = defaultdict(list)
-    for row in params:
-        by_project[row[project_at]].append(row[id_at])
-    for project_id, ids in by_project.items():
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ", ".join(["?"] * len(chunk))
-            conn.exec_driver_sql(
-                f"DELETE FROM observations WHERE project_id = ? AND id IN ({marks})",
-                (project_id, *chunk),
-            )
 
 
 def _plain_insert(upsert_sql: str) -> str:
