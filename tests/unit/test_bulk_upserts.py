@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import PG_ADMIN_URL, _pg_database
 from tracehouse.config import Settings
@@ -30,6 +31,7 @@ from tracehouse.store.schema import observations, sessions, traces
 from tracehouse.store.writes import (
     _COPY_MIN_ROWS,
     _insert_new_observations,
+    _upsert,
     apply_events,
     commit_prepared,
     prepare_events,
@@ -330,4 +332,53 @@ def test_upsert_parameters_of_whole_and_partial_rows() -> None:
     params = upsert.params(whole)
     assert params == upsert.params(partial)
     assert params[upsert.names.index("created_at")] == "2026-01-02 03:04:05.000006"
-    assert all(params[i] is None for i, name in enumerate(upsert.names) if name not in partial)
+    # SQLite binds a NULL as its own NaN (see _SQLITE_NULL); PostgreSQL as None.
+    assert upsert.null is not None
+    assert all(
+        params[i] is upsert.null for i, name in enumerate(upsert.names) if name not in partial
+    )
+
+
+def test_values_not_sent_are_stored_as_sql_null_of_every_column_type(engine: Engine) -> None:
+    """SQLite binds NULLs as NaN (``_SQLITE_NULL``): what is stored must be SQL NULL in text,
+    real, integer and JSON columns alike, read back as None, found by ``IS NULL`` and never
+    by a comparison, on the bulk path and the one-row path; a NOT NULL column still refuses
+    the row, and the transaction keeps nothing of it."""
+    nullable = ("status_message", "total_cost", "prompt_version", "output", "completion_start_time")
+    events = [("p1", generation(i)) for i in range(N)] + [("p1", generation(N))]
+    with engine.begin() as conn:
+        apply_events(conn, events[:N])  # bulk statements
+        apply_events(conn, events[N:])  # one row
+        apply_events(conn, [("p1", trace(0, session_id=None, user_id=None))])
+    rows = stored(engine)
+    assert len(rows) == N + 1
+    assert all(rows[k][c] is None for k in ("obs-0003", f"obs-{N:04d}") for c in nullable)
+    with engine.connect() as conn:
+        for column in nullable:
+            col = observations.c[column]
+            assert (
+                conn.execute(
+                    select(func.count()).where(col.is_(None), observations.c.project_id == "p1")
+                ).scalar()
+                == N + 1
+            ), column
+        types = conn.execute(
+            text(
+                "SELECT DISTINCT "
+                + ", ".join(f"{c} IS NULL" for c in nullable)
+                + " FROM observations"
+            )
+        ).all()
+        assert types == [(True,) * len(nullable)] or types == [(1,) * len(nullable)]
+        names = select(traces.c.user_id, traces.c.session_id).where(traces.c.id == f"{0:032x}")
+        assert conn.execute(names).one() == (None, None)
+        # NaN never leaks as a value: no row compares equal or unequal to anything.
+        assert (
+            conn.execute(select(func.count()).where(observations.c.total_cost != 0)).scalar() == 0
+        )
+    prepared = prepare_events([("p1", generation(N + 1))], None, engine.dialect)
+    (row,) = prepared.rows["observation"].values()
+    row["environment"] = None  # NOT NULL
+    with pytest.raises(IntegrityError, match="(?i)not.null|null value"), engine.begin() as conn:
+        _upsert(conn, observations, [row])
+    assert f"obs-{N + 1:04d}" not in stored(engine)

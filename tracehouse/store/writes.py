@@ -382,6 +382,7 @@ class _UpsertSql:
     names: tuple[str, ...]
     converters: tuple[tuple[int, Callable[[Any], Any]], ...]
     copy: _CopyUpsert | None = None  # PostgreSQL: the same upsert for many rows at once
+    null: Any = None  # what a NULL is bound as (SQLite: _SQLITE_NULL)
 
     @cached_property
     def pick(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -392,18 +393,28 @@ class _UpsertSql:
         return getter
 
     def params(self, row: dict[str, Any]) -> list[Any]:
+        null = self.null
         try:
-            values = list(self.pick(row))  # a row with every column (most rows): one C call
+            picked = self.pick(row)  # a row with every column (most rows): one C call
         except KeyError:
-            values = list(map(row.get, self.names))  # a missing column binds NULL
+            picked = tuple(map(row.get, self.names))  # a missing column binds NULL
+        values = list(picked) if null is None else [null if v is None else v for v in picked]
         for i, convert in self.converters:
             value = values[i]
-            if value is not None:
+            if value is not null and value is not None:
                 values[i] = convert(value)
         return values
 
 
 _UPSERTS: dict[tuple[str, str, bool], _UpsertSql] = {}
+
+# SQLite: a NULL parameter is bound as a float NaN, which SQLite stores as NULL (it has no NaN:
+# binding one binds NULL). The sqlite3 module binds str, int, float and bytearray directly but
+# sends every other value, None included, through its adapter registry: a key tuple, a dict
+# lookup and a call, about 0.17 µs per NULL in a multi-row insert on the bench machine, and an
+# observation row binds about 21 of them (bench/README.md). NaN takes sqlite3's direct path for
+# floats. This object is the module's own, so no value a client sends is ever it.
+_SQLITE_NULL = float("nan")
 
 
 def _upsert_sql(conn: Connection, table: Table, update: bool) -> _UpsertSql:
@@ -437,7 +448,10 @@ def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
         if convert is not None:
             converters.append((i, convert))
     copy = _copy_upsert_for(dialect, table, update, names) if dialect.name == "postgresql" else None
-    cached = _UpsertSql(compiled.string, bool(compiled.positional), names, tuple(converters), copy)
+    null = _SQLITE_NULL if dialect.name == "sqlite" else None
+    cached = _UpsertSql(
+        compiled.string, bool(compiled.positional), names, tuple(converters), copy, null
+    )
     _UPSERTS[(dialect.name, table.name, update)] = cached
     return cached
 
@@ -940,15 +954,15 @@ def _link_prompts(
     if not wanted:
         return
     ids = prompt_ids(conn, wanted)
-    position = None
-    if observation_params is not None:
-        position = _upsert_sql(conn, TABLE_BY_KIND["observation"], True).names.index("prompt_id")
+    upsert = _upsert_sql(conn, TABLE_BY_KIND["observation"], True)
+    position = upsert.names.index("prompt_id") if observation_params is not None else None
     for i, ((project_id, _), row) in enumerate(rows.items()):
         if row.get("prompt_name") is None:
             continue
-        row["prompt_id"] = ids.get((project_id, row["prompt_name"], row["prompt_version"]))
+        prompt_id = ids.get((project_id, row["prompt_name"], row["prompt_version"]))
+        row["prompt_id"] = prompt_id
         if position is not None and observation_params is not None:
-            observation_params[i][position] = row["prompt_id"]
+            observation_params[i][position] = upsert.null if prompt_id is None else prompt_id
 
 
 def apply_events(
