@@ -2,8 +2,9 @@
 
 The modules listed in ``tracehouse/compiled.py`` are compiled when a wheel is built (``pip
 install .``) and Cython and a C compiler are at hand: the same Python source, with Python
-semantics, and about an eighth less server CPU per ingested span (bench/README.md). When the
-compiler is missing or fails, the package installs as pure Python, which behaves the same.
+semantics, and about an eighth less server CPU per ingested span (bench/README.md), together with
+the typed modules listed there (an OTLP reader in ``.pyx``). When the compiler is missing or
+fails, the package installs as pure Python, which behaves the same.
 
 ``TRACEHOUSE_COMPILE``: ``auto`` (the default: compile wheels, not editable installs, whose
 source edits must take effect without a rebuild), ``1`` (compile, editable installs too, in
@@ -28,7 +29,8 @@ if MODE not in ("auto", "0", "1"):
     sys.exit(f"TRACEHOUSE_COMPILE must be auto, 0 or 1, not {MODE!r}")
 
 # Python semantics: annotations are documentation, never C types that would refuse a value the
-# Python source accepts (a defaultdict where ``dict`` is annotated, an int for ``float``).
+# Python source accepts (a defaultdict where ``dict`` is annotated, an int for ``float``). The
+# typed modules (``NATIVE_MODULES``, ``.pyx``) declare their C types with ``cdef``.
 DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True}
 
 
@@ -88,6 +90,8 @@ def _extension(module: str) -> Extension:
 
 
 setup(
-    ext_modules=[_extension(module) for module in _COMPILED["HOT_MODULES"]],
+    ext_modules=[
+        _extension(module) for module in _COMPILED["HOT_MODULES"] + _COMPILED["NATIVE_MODULES"]
+    ],
     cmdclass={"build_ext": OptionalCythonBuild},
 )

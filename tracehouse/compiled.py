@@ -42,6 +42,13 @@ HOT_MODULES = (
     "tracehouse.memo",
 )
 
+# Typed Cython (``.pyx``) with no Python twin, compiled with the hot modules: where they are
+# missing (pure Python installs), their callers take the ordinary path beside them.
+NATIVE_MODULES = (
+    # An OTLP trace export read straight from its protobuf bytes (ingest/otlp.py).
+    "tracehouse.ingest._otlp_wire",
+)
+
 # The folder that holds the ``tracehouse`` package.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A source file written this long after its compiled module was built is an edit the compiled
@@ -50,16 +57,26 @@ _STALE_AFTER_S = 60.0
 
 
 def source_path(module: str) -> str:
-    """The path of a hot module's Python source, relative to the project root."""
+    """The path of a hot or native module's source, relative to the project root."""
     path = module.replace(".", "/")
+    if module in NATIVE_MODULES:
+        return path + ".pyx"
     return path + ("/__init__.py" if os.path.isdir(os.path.join(_ROOT, path)) else ".py")
 
 
 def compiled_modules() -> dict[str, bool]:
-    """Each hot module (imported) -> whether it runs compiled."""
+    """Each hot module, then each native module -> whether it runs compiled (a native module:
+    whether it is there)."""
     out = {}
-    for name in HOT_MODULES:
-        path = getattr(importlib.import_module(name), "__file__", None) or ""
+    for name in HOT_MODULES + NATIVE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            if name not in NATIVE_MODULES:
+                raise
+            out[name] = False
+            continue
+        path = getattr(module, "__file__", None) or ""
         out[name] = path.endswith(tuple(EXTENSION_SUFFIXES))
     return out
 

@@ -23,11 +23,14 @@ def test_every_hot_module_has_its_source_in_the_package():
     assert compiled.source_path("tracehouse.ingest.conventions").endswith(
         "ingest/conventions/__init__.py"
     )
+    for name in compiled.NATIVE_MODULES:
+        path = REPO / compiled.source_path(name)
+        assert path.suffix == ".pyx" and path.is_file(), name
 
 
 def test_build_kind_matches_the_modules_flags():
     flags = compiled.compiled_modules()
-    assert list(flags) == list(compiled.HOT_MODULES)
+    assert list(flags) == list(compiled.HOT_MODULES + compiled.NATIVE_MODULES)
     kind = compiled.build_kind()
     if all(flags.values()):
         assert kind == "compiled"

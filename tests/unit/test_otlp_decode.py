@@ -16,7 +16,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tracehouse.domain.events import OBSERVATION_FIELDS, TRACE_FIELDS
 from tracehouse.errors import InvalidInput
-from tracehouse.ingest.otlp import DecodedExport, decode_json, decode_protobuf, decode_request
+from tracehouse.ingest import otlp
+from tracehouse.ingest.otlp import DecodedExport, decode_json, decode_protobuf
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 ROOT = "b7ad6b7169203331"
@@ -118,6 +119,15 @@ def both(req: ExportTraceServiceRequest) -> list[DecodedExport]:
     from_json = decode_json(json.dumps(as_otlp_json(req)).encode())
     assert _comparable(from_proto) == _comparable(from_json)
     return [from_proto, from_json]
+
+
+def decode_request(req: ExportTraceServiceRequest, **options: Any) -> DecodedExport:
+    """Decode a parsed export, and its bytes (in compiled installs, read by ``_otlp_wire``
+    without protobuf): both must agree, so every mapping test here covers both readers."""
+    from_request = otlp.decode_request(req, **options)
+    from_bytes = decode_protobuf(req.SerializeToString(), **options)
+    assert _comparable(from_bytes) == _comparable(from_request)
+    return from_bytes
 
 
 def _comparable(decoded: DecodedExport) -> Any:

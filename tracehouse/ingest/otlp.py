@@ -34,6 +34,11 @@ from tracehouse.errors import InvalidInput
 
 from .conventions import SpanView, map_span
 
+try:  # compiled installs only (setup.py)
+    from ._otlp_wire import walk_export
+except ImportError:
+    walk_export = None  # type: ignore[assignment]  # pure Python installs
+
 __all__ = [
     "DecodedExport",
     "SpanError",
@@ -67,6 +72,14 @@ class DecodedExport:
     span_count: int = 0
 
 
+# What mapping reads of one span: trace id, span id, parent span id (bytes, empty when unset),
+# name, start and end (ns since the epoch), attributes, events as (name, attributes), status code
+# and status message.
+SpanFields = tuple[
+    bytes, bytes, bytes, str, int, int, dict[str, Any], list[tuple[str, dict[str, Any]]], int, str
+]
+
+
 class _SpanRejected(Exception):
     """One span cannot be mapped; the message says why."""
 
@@ -79,7 +92,17 @@ def decode_protobuf(body: bytes | bytearray, *, json_metadata: bool = False) -> 
     """Decode a binary ``ExportTraceServiceRequest``.
 
     ``json_metadata``: the exporter JSON-encodes metadata attribute values (see ``SpanView``).
+    Compiled installs read ordinary exports straight from the bytes (``_otlp_wire``); the rest,
+    and every body in pure Python installs, is parsed by protobuf. Both give the same values.
     """
+    walked = walk_export(body) if walk_export is not None else None
+    if walked is not None:
+        out = DecodedExport()
+        for resource, scopes in walked:
+            for scope_info, spans in scopes:
+                for fields in spans:
+                    _decode_span(fields, resource, scope_info, out, json_metadata)
+        return out
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -101,7 +124,7 @@ def decode_request(
             scope = scope_spans.scope
             scope_info = (scope.name, scope.version, attributes_dict(scope.attributes))
             for span in scope_spans.spans:
-                _decode_span(span, resource, scope_info, out, json_metadata)
+                _decode_span(span_fields(span), resource, scope_info, out, json_metadata)
     return out
 
 
@@ -155,7 +178,7 @@ def decode_json(body: bytes | Any, *, json_metadata: bool = False) -> DecodedExp
                     trace_id, span_id = _raw_ids(raw_span)
                     out.rejected.append(SpanError(trace_id, span_id, str(exc)))
                     continue
-                _decode_span(span, resource, scope_info, out, json_metadata)
+                _decode_span(span_fields(span), resource, scope_info, out, json_metadata)
     return out
 
 
@@ -163,16 +186,33 @@ def decode_json(body: bytes | Any, *, json_metadata: bool = False) -> DecodedExp
 # One span.
 
 
+def span_fields(span: Span) -> SpanFields:
+    """What mapping reads of a protobuf ``Span``, as ``_otlp_wire`` reads it from the bytes."""
+    status = span.status
+    return (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.name,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        attributes_dict(span.attributes),
+        [(e.name, attributes_dict(e.attributes)) for e in span.events],
+        status.code,
+        status.message,
+    )
+
+
 def _decode_span(
-    span: Span,
+    span: SpanFields,
     resource: dict[str, Any],
     scope: tuple[str, str, dict[str, Any]],
     out: DecodedExport,
     json_metadata: bool = False,
 ) -> None:
     out.span_count += 1
-    trace_id = span.trace_id.hex() if span.trace_id else None
-    span_id = span.span_id.hex() if span.span_id else None
+    trace_id = span[0].hex() if span[0] else None
+    span_id = span[1].hex() if span[1] else None
     try:
         events = _span_events(span, trace_id, span_id, resource, scope, json_metadata)
     except _SpanRejected as exc:
@@ -186,7 +226,7 @@ def _decode_span(
 
 
 def _span_events(
-    span: Span,
+    span: SpanFields,
     trace_id: str | None,
     span_id: str | None,
     resource: dict[str, Any],
@@ -197,26 +237,29 @@ def _span_events(
         raise _SpanRejected("traceId: required, 16 non-zero bytes")
     if span_id is None or len(span_id) != 16 or span_id == _ZERO_SPAN:
         raise _SpanRejected("spanId: required, 8 non-zero bytes")
-    parent_id = span.parent_span_id.hex() if span.parent_span_id else None
+    _, _, parent, name, start_ns, end_ns, attributes, span_events, status_code, status_message = (
+        span
+    )
+    parent_id = parent.hex() if parent else None
     if parent_id == _ZERO_SPAN:
         parent_id = None
 
-    start_ns = span.start_time_unix_nano or span.end_time_unix_nano
-    end_ns = span.end_time_unix_nano or span.start_time_unix_nano
+    start_ns = start_ns or end_ns
+    end_ns = end_ns or start_ns
     start = _time(start_ns, "startTimeUnixNano")
     end = max(_time(end_ns, "endTimeUnixNano"), start)
 
     view = SpanView(
-        name=span.name,
+        name=name,
         start_time=start,
-        attributes=attributes_dict(span.attributes),
+        attributes=attributes,
         resource=resource,
         scope_name=scope[0],
         scope_version=scope[1],
         scope_attributes=scope[2],
-        events=[(e.name, attributes_dict(e.attributes)) for e in span.events],
-        status_code=span.status.code,
-        status_message=span.status.message,
+        events=span_events,
+        status_code=status_code,
+        status_message=status_message,
         has_parent=parent_id is not None,
         json_metadata=json_metadata,
     )
