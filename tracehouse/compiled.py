@@ -47,6 +47,9 @@ HOT_MODULES = (
 NATIVE_MODULES = (
     # An OTLP trace export read straight from its protobuf bytes (ingest/otlp.py).
     "tracehouse.ingest._otlp_wire",
+    # Times made from nanoseconds and written as text (ingest/otlp.py, domain/merge.py,
+    # store/writes.py).
+    "tracehouse.domain._times",
 )
 
 # The folder that holds the ``tracehouse`` package.

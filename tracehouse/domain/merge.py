@@ -10,7 +10,7 @@ order — without keeping that history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -18,6 +18,11 @@ from typing import Any
 from tracehouse.memo import BoundedMemo
 
 from .events import Event
+
+try:  # compiled installs only (setup.py)
+    from ._times import TimeText
+except ImportError:
+    TimeText = None  # type: ignore[assignment,misc]  # pure Python installs
 
 MergeKey = tuple[int, str, int]
 
@@ -76,14 +81,15 @@ def merge_key(event: Event) -> MergeKey:
     return (0 if event.weak else 1, time_text(event.timestamp), 1 if not event.is_create else 0)
 
 
-def time_text(ts: datetime) -> str:
+def _time_text_of(ts: datetime) -> str:
     """The time of a merge key: ``"%Y-%m-%dT%H:%M:%S.%f"`` of the time's own fields.
 
     Fixed width, so that text order is time order. isoformat writes it several times faster
     than strftime (without the UTC offset it appends to aware times); strftime does not pad
     years before 1000, so those take the slow path. One write asks for the text of the same
     UTC time several times (event order, implied trace, stored column), so UTC times are
-    remembered (a bounded memo: cleared when full).
+    remembered (a bounded memo: cleared when full). Compiled installs write it in C
+    (``_times.TimeText``) and come here only for what that does not cover.
     """
     if ts.tzinfo is UTC:
         return _UTC_TEXTS[ts]
@@ -98,6 +104,10 @@ def _time_text(ts: datetime) -> str:
 
 _UTC_TEXTS_MAX = 65_536
 _UTC_TEXTS: BoundedMemo[datetime, str] = BoundedMemo(_time_text, _UTC_TEXTS_MAX)
+
+time_text: Callable[[datetime], str] = (
+    _time_text_of if TimeText is None else TimeText("T", _time_text_of, False)
+)
 
 
 def deep_merge(older: Any, newer: Any) -> Any:

@@ -35,9 +35,12 @@ from tracehouse.errors import InvalidInput
 from .conventions import SpanView, map_span
 
 try:  # compiled installs only (setup.py)
+    from tracehouse.domain._times import utc_from_unix_ns
+
     from ._otlp_wire import walk_export
-except ImportError:
-    walk_export = None  # type: ignore[assignment]  # pure Python installs
+except ImportError:  # pure Python installs
+    utc_from_unix_ns = None  # type: ignore[assignment]
+    walk_export = None  # type: ignore[assignment]
 
 __all__ = [
     "DecodedExport",
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Latest representable start: 9999-12-31T23:59:59.999Z, in nanoseconds since the epoch.
 _MAX_UNIX_NANO = 253402300799999 * 1_000_000
+_MAX_UINT64 = 2**64 - 1  # protobuf's fixed64; OTLP/JSON times are parsed into it too
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
@@ -284,6 +288,8 @@ def _time(unix_nano: int, path: str) -> datetime:
         raise _SpanRejected(f"{path}: missing (0); at least one of start/end time is required")
     if unix_nano > _MAX_UNIX_NANO:
         raise _SpanRejected(f"{path}: {unix_nano} is after the year 9999")
+    if utc_from_unix_ns is not None and unix_nano <= _MAX_UINT64:
+        return utc_from_unix_ns(unix_nano)  # compiled installs: the same time, made in C
     return _EPOCH + timedelta(0, 0, unix_nano // 1000)  # positional: faster than a keyword
 
 

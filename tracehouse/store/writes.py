@@ -25,7 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from tracehouse.memo import BoundedMemo
 
 from ..domain.events import Event
-from ..domain.merge import MergeKey, Record, decode_keys, encode_keys, merge_key, time_text
+from ..domain.merge import (
+    MergeKey,
+    Record,
+    TimeText,
+    decode_keys,
+    encode_keys,
+    merge_key,
+    time_text,
+)
 from ..domain.records import finalize_observation, finalize_score, finalize_trace
 from ..pricing.registry import ModelRegistry
 from .prompts import prompt_ids
@@ -589,12 +597,18 @@ _SQLITE_TEXTS_MAX = 4_096  # the times repeated within a batch; most span times 
 _SQLITE_TEXTS: BoundedMemo[datetime, str] = BoundedMemo(_sqlite_text_of_utc, _SQLITE_TEXTS_MAX)
 
 
-def _sqlite_utc_text(value: datetime) -> str:
+def _sqlite_utc_text_of(value: datetime) -> str:
     if value.tzinfo is UTC and value.year >= 1000:
         return _SQLITE_TEXTS[value]
     if value.tzinfo is not UTC and value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" of aware times
+
+
+# Compiled installs write UTC times in C and call the function above for the others.
+_sqlite_utc_text: Callable[[datetime], str] = (
+    _sqlite_utc_text_of if TimeText is None else TimeText(" ", _sqlite_utc_text_of, True)
+)
 
 
 def _upsert(
