@@ -165,6 +165,12 @@ def test_bytes_bytearray_and_memoryview_bodies() -> None:
     for form in (body, bytearray(body), memoryview(body)):
         assert same(walk(form), expected)
     assert walk(b"") == []
+    # Not a bytes-like body: the reader refuses it, and protobuf's refusal is the answer.
+    for wrong in ("text", memoryview(body)[::2]):
+        with pytest.raises((TypeError, ValueError, BufferError)):
+            walk(wrong)
+        with pytest.raises(InvalidInput):
+            otlp.decode_protobuf(wrong)
 
 
 def test_many_distinct_short_strings_replace_each_other_in_the_cache() -> None:

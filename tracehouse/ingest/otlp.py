@@ -99,7 +99,12 @@ def decode_protobuf(body: bytes | bytearray, *, json_metadata: bool = False) -> 
     Compiled installs read ordinary exports straight from the bytes (``_otlp_wire``); the rest,
     and every body in pure Python installs, is parsed by protobuf. Both give the same values.
     """
-    walked = walk_export(body) if walk_export is not None else None
+    walked = None
+    if walk_export is not None:
+        try:
+            walked = walk_export(body)
+        except (TypeError, ValueError, BufferError):  # not a contiguous bytes-like body
+            walked = None
     if walked is not None:
         out = DecodedExport()
         for resource, scopes in walked:
