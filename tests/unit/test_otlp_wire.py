@@ -67,7 +67,9 @@ def _text(rng: random.Random) -> str:
 def _fill(rng: random.Random, value: AnyValue, depth: int) -> None:
     kind = rng.randrange(9 if depth < 4 else 6)
     if kind == 0:
-        return  # no value at all
+        if rng.random() < 0.5:
+            value.SetInParent()  # an empty value message: None, as no value at all
+        return
     if kind == 1:
         value.string_value = _text(rng)
     elif kind == 2:
@@ -346,6 +348,18 @@ def test_malformed_bodies_are_handed_back_and_refused_by_protobuf(case: str) -> 
     with pytest.raises(InvalidInput) as err:
         otlp.decode_protobuf(body)
     assert err.value.field == "body"
+
+
+def test_values_nested_17_levels_are_read_and_18_handed_back() -> None:
+    for levels, read in ((17, True), (18, False)):
+        span = _plain_span().SerializeToString() + _len_field(
+            9, _len_field(1, b"k") + _len_field(2, _deep_value(levels).SerializeToString())
+        )
+        body = _export_of_span(span)
+        walked = walk(body)
+        assert (walked is not None) is read, levels
+        if read:
+            assert same(walked, parsed(body))
 
 
 def test_fields_the_schema_does_not_know_are_skipped() -> None:
