@@ -33,17 +33,8 @@ def parsed(body: bytes) -> Any:
     """What protobuf reads of ``body``, in the reader's shape (DecodeError if it refuses)."""
     request = ExportTraceServiceRequest.FromString(body)
     return [
-        (
-            otlp.attributes_dict(rs.resource.attributes),
-            [
-                (
-                    (ss.scope.name, ss.scope.version, otlp.attributes_dict(ss.scope.attributes)),
-                    [otlp.span_fields(span) for span in ss.spans],
-                )
-                for ss in rs.scope_spans
-            ],
-        )
-        for rs in request.resource_spans
+        (resource, [(scope, list(spans)) for scope, spans in scopes])
+        for resource, scopes in otlp.request_groups(request)
     ]
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,17 +103,10 @@ def decode_protobuf(body: bytes | bytearray, *, json_metadata: bool = False) -> 
     """
     walked = None
     if walk_export is not None:
-        try:
+        with contextlib.suppress(TypeError, ValueError, BufferError):  # not a contiguous buffer
             walked = walk_export(body)
-        except (TypeError, ValueError, BufferError):  # not a contiguous bytes-like body
-            walked = None
     if walked is not None:
-        out = DecodedExport()
-        for resource, scopes in walked:
-            for scope_info, spans in scopes:
-                for fields in spans:
-                    _decode_span(fields, resource, scope_info, out, json_metadata)
-        return out
+        return _decode_groups(walked, json_metadata)
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -126,14 +121,39 @@ def decode_request(
     request: ExportTraceServiceRequest, *, json_metadata: bool = False
 ) -> DecodedExport:
     """Map every span of a decoded export request."""
-    out = DecodedExport()
+    return _decode_groups(request_groups(request), json_metadata)
+
+
+# An export as mapping reads it: (resource attributes, [((scope name, version, attributes),
+# spans), ...]) per resource, each span as ``SpanFields``. ``_otlp_wire.walk_export`` gives
+# it in lists; ``request_groups`` reads it from a parsed request as it goes.
+SpanGroups = Iterable[
+    tuple[dict[str, Any], Iterable[tuple[tuple[str, str, dict[str, Any]], Iterable[SpanFields]]]]
+]
+
+
+def request_groups(request: ExportTraceServiceRequest) -> SpanGroups:
+    """A parsed request's resources, scopes and spans, read one at a time."""
     for resource_spans in request.resource_spans:
         resource = attributes_dict(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            scope_info = (scope.name, scope.version, attributes_dict(scope.attributes))
-            for span in scope_spans.spans:
-                _decode_span(span_fields(span), resource, scope_info, out, json_metadata)
+        yield (
+            resource,
+            (
+                (
+                    (ss.scope.name, ss.scope.version, attributes_dict(ss.scope.attributes)),
+                    map(span_fields, ss.spans),
+                )
+                for ss in resource_spans.scope_spans
+            ),
+        )
+
+
+def _decode_groups(groups: SpanGroups, json_metadata: bool) -> DecodedExport:
+    out = DecodedExport()
+    for resource, scopes in groups:
+        for scope_info, spans in scopes:
+            for fields in spans:
+                _decode_span(fields, resource, scope_info, out, json_metadata)
     return out
 
 
