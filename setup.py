@@ -3,7 +3,7 @@
 The modules listed in ``tracehouse/compiled.py`` are compiled when a wheel is built (``pip
 install .``) and Cython and a C compiler are at hand: the same Python source, with Python
 semantics, and about an eighth less server CPU per ingested span (bench/README.md), together with
-the typed modules listed there (``.pyx``: an OTLP reader, span time helpers). When the
+the typed modules listed there (``.pyx``: an OTLP reader, span time helpers, row checks). When the
 compiler is missing or fails, the package installs as pure Python, which behaves the same.
 
 ``TRACEHOUSE_COMPILE``: ``auto`` (the default: compile wheels, not editable installs, whose

@@ -50,6 +50,11 @@ NATIVE_MODULES = (
     # Times made from nanoseconds and written as text (ingest/otlp.py, domain/merge.py,
     # store/writes.py).
     "tracehouse.domain._times",
+    # The first event of a record applied to it (domain/merge.py).
+    "tracehouse.domain._fold",
+    # The check behind a row's single merge key, and NULLs of statement parameters
+    # (store/writes.py).
+    "tracehouse.store._rows",
 )
 
 # The folder that holds the ``tracehouse`` package.

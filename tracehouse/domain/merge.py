@@ -20,9 +20,11 @@ from tracehouse.memo import BoundedMemo
 from .events import Event
 
 try:  # compiled installs only (setup.py)
+    from ._fold import ApplyToEmpty
     from ._times import TimeText
-except ImportError:
-    TimeText = None  # type: ignore[assignment,misc]  # pure Python installs
+except ImportError:  # pure Python installs
+    ApplyToEmpty = None  # type: ignore[assignment,misc]
+    TimeText = None  # type: ignore[assignment,misc]
 
 MergeKey = tuple[int, str, int]
 
@@ -74,6 +76,11 @@ _LATEST = Rule.LATEST
 _LATEST_NULLABLE = Rule.LATEST_NULLABLE
 _FIRST = Rule.FIRST
 _UNION = Rule.UNION
+
+# Record._apply_to_empty in C (compiled installs), None in pure Python installs.
+_apply_to_empty_natively = (
+    None if ApplyToEmpty is None else ApplyToEmpty(_FIRST, _LATEST_NULLABLE, _UNION)
+)
 
 
 def merge_key(event: Event) -> MergeKey:
@@ -208,7 +215,12 @@ class Record:
         """Apply one event's fields by the rules of its entity kind."""
         key = merge_key(event)
         if not self.keys and not self.values:
-            self._apply_to_empty(event, key)
+            native = _apply_to_empty_natively
+            folded = None if native is None else native(event.fields, RULES[self.kind], key)
+            if folded is None:
+                self._apply_to_empty(event, key)
+            else:
+                self.values, self.keys = folded
             return
         rules = RULES[self.kind]
         values, keys = self.values, self.keys

@@ -41,9 +41,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# Bound once: reading a module's attribute is a dictionary lookup on every call, and these run
+# several times for every row written.
+_dumps = orjson.dumps
+_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+
+
 def dump_json(value: Any) -> str:
     """JSON text of a value; non-JSON values (e.g. datetimes) are serialised the orjson way."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return _dumps(value, option=_NON_STR_KEYS).decode()
 
 
 # Packed JSON text (SQLite): values of at least PACK_MIN_CHARS characters (JSON columns count
@@ -160,7 +166,7 @@ def _pack_json(raw: bytes) -> str | bytes:
 def _dump_packed(value: Any) -> str | bytes:
     """``pack_text(dump_json(value))`` without the round trip through ``str``: the JSON bytes
     are compressed as they come."""
-    return _pack_json(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    return _pack_json(_dumps(value, option=_NON_STR_KEYS))
 
 
 # Metadata values repeat: most of a span's metadata is its resource's and its scope's attributes,
@@ -175,7 +181,7 @@ _REPEATS_MAX_BYTES = 2_048
 
 def _dump_packed_repeated(value: Any) -> str | bytes:
     """``_dump_packed`` for columns whose values often repeat (see ``_REPEATS``)."""
-    raw = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    raw = _dumps(value, option=_NON_STR_KEYS)
     if not PACK_MIN_CHARS <= len(raw) <= _REPEATS_MAX_BYTES:
         return _pack_json(raw)
     return _REPEATS[raw]

@@ -7,6 +7,7 @@ import itertools
 import logging
 import operator
 import sqlite3
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,6 +41,12 @@ from .prompts import prompt_ids
 from .schema import TABLE_BY_KIND, sessions, traces
 from .types import JsonText, UtcDateTime
 
+try:  # compiled installs only (setup.py)
+    from ._rows import holds_exactly, nulls_as
+except ImportError:  # pure Python installs: the Python code below
+    holds_exactly = None  # type: ignore[assignment]
+    nulls_as = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 EntityRef = tuple[str, str]  # (project_id, entity id)
@@ -60,6 +67,23 @@ _OBS_DERIVED = {
 # from the final figures.
 _OBS_PROVIDED = {"usage_details": "provided_usage_details", "cost_details": "provided_cost_details"}
 _CHUNK = 400
+
+
+def _plain_names(names: Iterable[str]) -> tuple[str, ...]:
+    """Column names as interned plain ``str``.
+
+    SQLAlchemy hands out column names as ``quoted_name`` (a ``str`` subclass) and compiled
+    parameter names as new strings. Row dicts are keyed by them and looked up with the field
+    names of the code, which are interned literals: a lookup then finds an equal key that is
+    not the same object, and compares the two strings (through the subclass's slower path),
+    about 140 times per observation row. Interned plain names make those lookups identity
+    checks.
+    """
+    return tuple(sys.intern(str(name)) for name in names)
+
+
+def _column_names(table: Table) -> tuple[str, ...]:
+    return _plain_names(c.name for c in table.columns)
 
 
 def _row_to_fields(kind: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +114,7 @@ _SAME_AS_ANCHOR = "="
 
 
 def _field_columns(kind: str) -> frozenset[str]:
-    names = {c.name for c in TABLE_BY_KIND[kind].columns} - _NOT_FIELDS - _UNKEYED[kind]
+    names = set(_column_names(TABLE_BY_KIND[kind])) - _NOT_FIELDS - _UNKEYED[kind]
     if kind == "observation":
         names -= _OBS_DERIVED | set(_OBS_PROVIDED.values())
         names |= set(_OBS_PROVIDED)
@@ -114,7 +138,10 @@ def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) ->
     key = all_keys[0]
     if all_keys.count(key) != len(all_keys):  # C-level; usually one and the same tuple
         return None
-    if keys.keys() != _held_fields(values, columns):
+    same = None if holds_exactly is None else holds_exactly(keys, values, columns, _PROVIDED)
+    if same is None:
+        same = keys.keys() == _held_fields(values, columns)
+    if not same:
         return None
     anchor = values.get(_ANCHOR[kind])
     if (
@@ -138,6 +165,9 @@ def _stored_keys(kind: str, stored: Any, fields: dict[str, Any]) -> dict[str, Me
         strength, ts, rank = stored.split("|")
         key = (int(strength), ts, int(rank))
     return dict.fromkeys(_held_fields(fields, _KEYED_COLUMNS[kind]), key)
+
+
+_PROVIDED = tuple(_OBS_PROVIDED)
 
 
 def _held_fields(values: dict[str, Any], columns: frozenset[str]) -> set[str]:
@@ -328,7 +358,7 @@ class _Merger:
     def rows(self, kind: str) -> dict[EntityRef, dict[str, Any]]:
         out = {}
         stored = self.stored.get(kind, {})
-        template: dict[str, Any] = dict.fromkeys(c.name for c in TABLE_BY_KIND[kind].columns)
+        template: dict[str, Any] = dict.fromkeys(_column_names(TABLE_BY_KIND[kind]))
         for (project_id, entity_id), record in self.records[kind].items():
             values = record.values
             derived: dict[str, Any] = {}
@@ -406,7 +436,12 @@ class _UpsertSql:
             picked = self.pick(row)  # a row with every column (most rows): one C call
         except KeyError:
             picked = tuple(map(row.get, self.names))  # a missing column binds NULL
-        values = list(picked) if null is None else [null if v is None else v for v in picked]
+        if null is None:
+            values = list(picked)
+        elif nulls_as is not None:
+            values = nulls_as(picked, null)
+        else:
+            values = [null if v is None else v for v in picked]
         for i, convert in self.converters:
             value = values[i]
             if value is not null and value is not None:
@@ -449,7 +484,7 @@ def _upsert_sql_for(dialect: Dialect, table: Table, update: bool) -> _UpsertSql:
         return cached
     stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
     compiled = _on_conflict(stmt, table, update).compile(dialect=dialect)
-    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+    names = _plain_names(compiled.positiontup or () if compiled.positional else compiled.binds)
     converters = []
     for i, name in enumerate(names):
         convert = _converter(table.c[name].type, dialect)
