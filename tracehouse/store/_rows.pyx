@@ -23,7 +23,8 @@ cdef Py_ssize_t _SUB_START = 9  # len("metadata.")
 
 def holds_exactly(object keys, object values, object columns, tuple provided not None):
     """Whether the merge fields that a row written from ``values`` holds are exactly the fields
-    of ``keys``; None when this cannot tell (a metadata key that is not a plain ``str``).
+    of ``keys``; None when this cannot tell (a metadata key or a field of ``keys`` that is not a
+    plain ``str``, a metadata object that is not a plain ``dict``).
 
     The fields held (``writes._held_fields``): the names in ``columns`` whose value is not None,
     except those in ``provided`` whose value is empty; and, when ``metadata`` is one of them
@@ -55,6 +56,8 @@ def holds_exactly(object keys, object values, object columns, tuple provided not
             held -= 1
     value_p = PyDict_GetItem(<dict>values, _METADATA)
     if value_p != NULL and isinstance(<object>value_p, dict) and PySet_Contains(columns, _METADATA):
+        if type(<object>value_p) is not dict:
+            return None  # its own iteration and length
         metadata = <dict>value_p
         for sub in metadata:
             if not PyUnicode_CheckExact(sub):
@@ -70,11 +73,9 @@ def holds_exactly(object keys, object values, object columns, tuple provided not
             value_p = PyDict_GetItem(<dict>values, field)
             if value_p == NULL or <object>value_p is None:
                 return False
-        elif (
-            metadata is not None
-            and isinstance(field, str)
-            and (<str>field).startswith(_METADATA_DOT)
-        ):
+        elif not PyUnicode_CheckExact(field):
+            return None  # its own equality with the held names
+        elif metadata is not None and (<str>field).startswith(_METADATA_DOT):
             if (<str>field)[_SUB_START:] not in metadata:
                 return False
         else:
@@ -87,17 +88,23 @@ def holds_exactly(object keys, object values, object columns, tuple provided not
     return True
 
 
-def nulls_as(object values, object null):
-    """``values`` (a tuple) as a list, each None in it replaced by ``null``."""
+def parameters(object values, object null, tuple converters not None):
+    """A row's statement parameters: ``values`` (a tuple) as a list, each None in it replaced
+    by ``null``, and the value at each ``(position, convert)`` of ``converters`` converted
+    when it is not null."""
     if type(values) is not tuple:
-        return [null if value is None else value for value in values]
+        return None
     cdef Py_ssize_t i, n = PyTuple_GET_SIZE(values)
     cdef list out = PyList_New(n)
     cdef PyObject* item
-    cdef object value
+    cdef object value, convert
     for i in range(n):
         item = PyTuple_GET_ITEM(values, i)
         value = null if <object>item is None else <object>item
         Py_INCREF(value)
         PyList_SET_ITEM(out, i, value)
+    for i, convert in converters:
+        value = out[i]
+        if value is not null and value is not None:
+            out[i] = convert(value)
     return out

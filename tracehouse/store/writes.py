@@ -42,10 +42,10 @@ from .schema import TABLE_BY_KIND, sessions, traces
 from .types import JsonText, UtcDateTime
 
 try:  # compiled installs only (setup.py)
-    from ._rows import holds_exactly, nulls_as
+    from ._rows import holds_exactly, parameters
 except ImportError:  # pure Python installs: the Python code below
     holds_exactly = None  # type: ignore[assignment]
-    nulls_as = None  # type: ignore[assignment]
+    parameters = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -436,12 +436,11 @@ class _UpsertSql:
             picked = self.pick(row)  # a row with every column (most rows): one C call
         except KeyError:
             picked = tuple(map(row.get, self.names))  # a missing column binds NULL
-        if null is None:
-            values = list(picked)
-        elif nulls_as is not None:
-            values = nulls_as(picked, null)
-        else:
-            values = [null if v is None else v for v in picked]
+        if parameters is not None:  # the loops below, in C
+            encoded = parameters(picked, null, self.converters)
+            if encoded is not None:
+                return encoded
+        values = list(picked) if null is None else [null if v is None else v for v in picked]
         for i, convert in self.converters:
             value = values[i]
             if value is not null and value is not None:
