@@ -52,7 +52,7 @@ NATIVE_MODULES = (
     "tracehouse.domain._times",
     # The first event of a record applied to it (domain/merge.py).
     "tracehouse.domain._fold",
-    # The check behind a row's single merge key, and NULLs of statement parameters
+    # The check behind a row's single merge key, and a row's statement parameters
     # (store/writes.py).
     "tracehouse.store._rows",
 )

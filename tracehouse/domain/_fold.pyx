@@ -13,8 +13,9 @@ from cpython.object cimport PyObject, PyObject_IsTrue
 
 
 cdef extern from "Python.h":
-    # A dict with room for ``minused`` entries: filling an empty one grows it two or three
-    # times for a record's fields, each time moving every entry (CPython 3.7 and later).
+    # A dict with room for ``minused`` entries (CPython's, as Cython's own code uses it):
+    # filling an empty one grows it two or three times for a record's fields, each time moving
+    # every entry.
     dict _PyDict_NewPresized(Py_ssize_t minused)
 
 
@@ -45,7 +46,7 @@ cdef class ApplyToEmpty:
         cdef PyObject* field_p
         cdef PyObject* value_p
         cdef PyObject* rule_p
-        cdef object field, value, rule, sub, sub_value
+        cdef object field, value, sub, sub_value
         cdef dict merged
         while PyDict_Next(<dict>fields, &pos, &field_p, &value_p):
             field = <object>field_p

@@ -38,7 +38,7 @@ def holds_exactly(object keys, object values, object columns, tuple provided not
     cdef Py_ssize_t held = 0
     cdef PyObject* field_p
     cdef PyObject* value_p
-    cdef object field, value, sub
+    cdef object field, sub
     cdef dict metadata = None
     # The non-null columns; then the provided ones that are empty come off, and the metadata
     # keys go on (each looked up once rather than compared with every field).
