@@ -66,6 +66,7 @@ _OBS_DERIVED = {
 # Observation events carry what clients provided under these names; columns keep them apart
 # from the final figures.
 _OBS_PROVIDED = {"usage_details": "provided_usage_details", "cost_details": "provided_cost_details"}
+_PROVIDED = tuple(_OBS_PROVIDED)  # the provided fields, as the native check takes them
 _CHUNK = 400
 
 
@@ -121,6 +122,10 @@ def _field_columns(kind: str) -> frozenset[str]:
 
 
 _KEYED_COLUMNS = {kind: _field_columns(kind) for kind in _UNKEYED}
+# Every column of a kind's table, None: a written row starts as a copy of its kind's template.
+_ROW_TEMPLATES = {
+    kind: dict.fromkeys(_column_names(table)) for kind, table in TABLE_BY_KIND.items()
+}
 
 
 def _single_key(kind: str, keys: dict[str, MergeKey], values: dict[str, Any]) -> str | None:
@@ -166,17 +171,15 @@ def _stored_keys(kind: str, stored: Any, fields: dict[str, Any]) -> dict[str, Me
     return dict.fromkeys(_held_fields(fields, _KEYED_COLUMNS[kind]), key)
 
 
-_PROVIDED = tuple(_OBS_PROVIDED)
-
-
 def _held_fields(values: dict[str, Any], columns: frozenset[str]) -> set[str]:
     """The merge fields a row written from ``values`` holds (what a single key applies to):
     its non-null ``columns`` (the provided usage and cost of an observation only when
     non-empty, as empty ones are stored as NULL), and the top-level keys of an object
-    ``metadata``. Set operations: this runs for every row written."""
+    ``metadata``. Set operations: this runs for every row written as pure Python (compiled
+    installs count these fields instead, ``_rows.holds_exactly``) and for stored rows."""
     held = {field for field, value in values.items() if value is not None}
     held &= columns
-    for field in _OBS_PROVIDED:
+    for field in _PROVIDED:
         if field in held and not values[field]:
             held.discard(field)
     metadata = values.get("metadata")
@@ -357,7 +360,7 @@ class _Merger:
     def rows(self, kind: str) -> dict[EntityRef, dict[str, Any]]:
         out = {}
         stored = self.stored.get(kind, {})
-        template: dict[str, Any] = dict.fromkeys(_column_names(TABLE_BY_KIND[kind]))
+        template = _ROW_TEMPLATES[kind]
         for (project_id, entity_id), record in self.records[kind].items():
             values = record.values
             derived: dict[str, Any] = {}
@@ -429,16 +432,25 @@ class _UpsertSql:
             return lambda row: (getter(row),)
         return getter
 
-    def params(self, row: dict[str, Any]) -> list[Any]:
-        null = self.null
+    def picked(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The row's values in the order of ``names`` (a missing column: None)."""
         try:
-            picked = self.pick(row)  # a row with every column (most rows): one C call
+            return self.pick(row)  # a row with every column (most rows): one C call
         except KeyError:
-            picked = tuple(map(row.get, self.names))  # a missing column binds NULL
-        if parameters is not None:  # the loops below, in C
-            encoded = parameters(picked, null, self.converters)
+            return tuple(map(row.get, self.names))  # a missing column binds NULL
+
+    def params(self, row: dict[str, Any]) -> list[Any]:
+        picked = self.picked(row)
+        if parameters is not None:  # ``params_of`` in C (compiled installs)
+            encoded = parameters(picked, self.null, self.converters)
             if encoded is not None:
                 return encoded
+        return self.params_of(picked)
+
+    def params_of(self, picked: tuple[Any, ...]) -> list[Any]:
+        """The statement parameters of a row's ``picked`` values: NULLs as ``null``, each value
+        of a column with a conversion converted."""
+        null = self.null
         values = list(picked) if null is None else [null if v is None else v for v in picked]
         for i, convert in self.converters:
             value = values[i]
