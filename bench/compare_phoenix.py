@@ -19,6 +19,7 @@ Run from the repository root::
     .venv/bin/python bench/compare_phoenix.py                     # 8 clients, 20 s each
     .venv/bin/python bench/compare_phoenix.py --clients 4 --traces-per-request 10 --duration 60
     .venv/bin/python bench/compare_phoenix.py --duration 5 --json
+    .venv/bin/python bench/compare_phoenix.py --workers 1,2       # tracehouse with 1 and 2 processes
     .venv/bin/python bench/compare_phoenix.py --skip-tracehouse   # Phoenix only
     .venv/bin/python bench/compare_phoenix.py --phoenix-python /opt/phoenix/bin/python
 
@@ -44,7 +45,8 @@ Figures, per server:
   span, and the wire bytes per span (protobuf body size / spans per request, no HTTP headers).
 
 Both servers see the same bodies (same templates, same seed); each runs alone, the first one is
-stopped before the second starts. Figures on a busy machine are noisy; compare runs made back to
+stopped before the second starts. ``--workers 1,2`` runs tracehouse once per process count
+(``serve --workers``, a column each); Phoenix serves from one process. Figures on a busy machine are noisy; compare runs made back to
 back, and look at the load average printed in the header.
 """
 
@@ -53,6 +55,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -82,6 +85,7 @@ from _common import (
     latency_figures,
     launch,
     machine_facts,
+    positive_numbers,
     print_errors,
     print_machine,
     rnd,
@@ -482,6 +486,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds per server")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds excluded from the figures")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the payload pool")
+    p.add_argument(
+        "--workers",
+        default="1",
+        help="tracehouse API processes (serve --workers), comma-separated for one tracehouse "
+        "run each (e.g. 1,2)",
+    )
     p.add_argument("--skip-tracehouse", action="store_true", help="measure Phoenix only")
     p.add_argument("--skip-phoenix", action="store_true", help="measure tracehouse only")
     p.add_argument(
@@ -511,7 +521,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--traces-per-request and --clients must be at least 1")
     if args.skip_tracehouse and args.skip_phoenix:
         p.error("nothing to do with both --skip-tracehouse and --skip-phoenix")
+    args.workers = positive_numbers(p, "--workers", args.workers, int, "whole numbers")
     return args
+
+
+def tracehouse_name(workers: int) -> str:
+    """The column of a tracehouse run: its processes, when more than one."""
+    return "tracehouse" if workers == 1 else f"tracehouse x{workers}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -529,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"phoenix : {PHOENIX_PACKAGE} {phoenix[1]} ({phoenix[0]})")
 
-    def tracehouse_start() -> tuple[Server, Callable[[Server], Target]]:
-        server = start_server(None)
+    def tracehouse_start(workers: int) -> tuple[Server, Callable[[Server], Target]]:
+        env = {"TRACEHOUSE_WORKERS": str(workers)} if workers > 1 else None
+        server = start_server(None, env=env)
 
         def ready(s: Server) -> Target:
             wait_ready(s, args.startup_timeout)
@@ -558,7 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any] | None] = {}
     try:
         if not args.skip_tracehouse:
-            results["tracehouse"] = run_server(args, runner, "tracehouse", tracehouse_start)
+            for workers in args.workers:
+                name = tracehouse_name(workers)
+                start = functools.partial(tracehouse_start, workers)
+                results[name] = run_server(args, runner, name, start)
         if not args.skip_phoenix:
             results["phoenix"] = run_server(args, runner, "phoenix", phoenix_start)
     except KeyboardInterrupt:
@@ -582,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                         "seed": args.seed,
                         "store": "sqlite",
                         "client_loop": loop_name,
+                        "tracehouse_workers": args.workers,
                     },
                     "phoenix_version": phoenix[1] if phoenix else None,
                     "results": results,
