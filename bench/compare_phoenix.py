@@ -46,8 +46,8 @@ Figures, per server:
 
 Both servers see the same bodies (same templates, same seed); each runs alone, the first one is
 stopped before the second starts. ``--workers 1,2`` runs tracehouse once per process count
-(``serve --workers``, a column each); Phoenix serves from one process. Figures on a busy machine are noisy; compare runs made back to
-back, and look at the load average printed in the header.
+(``serve --workers``, a column each); Phoenix serves from one process. Figures on a busy machine
+are noisy; compare runs made back to back, and look at the load average printed in the header.
 """
 
 from __future__ import annotations

@@ -143,11 +143,10 @@ def test_single_key_is_written_exactly_where_the_python_check_allows_it() -> Non
 
 
 def _python_parameters(values: tuple[Any, ...], null: Any, converters: Any) -> list[Any]:
-    out = [null if v is None else v for v in values]
-    for i, convert in converters:
-        if out[i] is not null and out[i] is not None:
-            out[i] = convert(out[i])
-    return out
+    """What the write path computes without the native module (``_UpsertSql.params_of``)."""
+    names = tuple(f"c{i}" for i in range(len(values)))
+    upsert = writes._UpsertSql("", True, names, converters, null=null)
+    return upsert.params_of(values)
 
 
 def test_parameters_replace_none_and_convert_like_python() -> None:
